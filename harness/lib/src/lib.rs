@@ -1,0 +1,62 @@
+//! # debuglab-harness
+//!
+//! The machinery every debuglab scenario stands on. A scenario describes a
+//! service, its workload and its objective; the harness owns everything else:
+//!
+//! - **services** ([`postgres`], [`redis`]): real servers in containers (one
+//!   per service per process), or servers named by `DEBUGLAB_*_URL`, with a
+//!   fresh database per run so that runs and tests are isolated;
+//! - **pools** ([`PoolSettings`]): built by the harness with sizes and timeouts
+//!   set by the scenario's workload, and handed to the variant under test;
+//! - **time budgets** ([`RunContext::within`], [`workload::drive`]): a variant
+//!   that hangs is cut off and the hang reported as evidence;
+//! - **probes**: `pg_stat_statements`, `pg_stat_activity`, plans captured with
+//!   `auto_explain`, the slow-query log, Redis `INFO`, `CLIENT LIST`, `SLOWLOG`;
+//! - **reports** ([`Report`]): the verdict, metrics and evidence of a run, with
+//!   secrets redacted ([`redact`]);
+//! - **clean-up** ([`session`]): every container carries the `debuglab` label
+//!   and is removed when the process ends, however it ends.
+//!
+//! A scenario implements [`Scenario`]; [`run()`] runs one of its variants.
+
+pub mod docker;
+pub mod error;
+pub mod postgres;
+pub mod progress;
+pub mod redact;
+pub mod redis;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod service;
+pub mod session;
+pub mod stats;
+pub mod testing;
+pub mod workload;
+
+use std::time::Duration;
+
+pub use error::{HarnessError, Result};
+pub use report::{Outcome, Report};
+pub use run::{run, RunContext, RunOptions};
+pub use scenario::{Scenario, ScenarioInfo, Variant, Verdict};
+pub use service::Service;
+
+/// Size and timeout of a connection pool the harness builds for a variant.
+///
+/// Scenarios choose these as part of their workload; variants only receive the
+/// pool, so a "fix" that only enlarges a pool cannot pass.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long getting a connection waits before it fails (sqlx's `PoolTimedOut`).
+    pub acquire_timeout: Duration,
+}
+
+/// Removes this process's containers now; the CLI calls it before it exits.
+///
+/// Tests need not call it: the session's exit hook does the same.
+pub fn shutdown() {
+    session::remove_session_containers();
+}

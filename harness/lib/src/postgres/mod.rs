@@ -1,0 +1,518 @@
+//! PostgreSQL: one server per process, a fresh database per run, pools built
+//! by the harness, and the probes an engineer would reach for.
+//!
+//! The server is a container (official image, or the offline one) unless
+//! `DEBUGLAB_POSTGRES_URL` names a running server. Containers start with
+//! `pg_stat_statements` preloaded, data on a tmpfs, and the server log written
+//! as JSON lines so runs can read their own slow-query lines and plans.
+
+mod plan;
+mod probes;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::migrate::{MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::OnceCell;
+
+pub use plan::{Plan, PlanNode};
+pub use probes::{ActivityRow, LogEntry, LogMark, StatementStats};
+pub use sqlx::postgres::{PgConnection, PgPool};
+
+use crate::error::{HarnessError, Result};
+use crate::service::{env_setting, start_container, ContainerSpec, Service, ServiceContainer};
+use crate::{progress, redact, session, PoolSettings};
+
+/// How long a server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The server-wide settings a container starts with.
+///
+/// `fsync` and friends are off because the data is throw-away and lives on a
+/// tmpfs; the log goes to `log/postgresql.json` so that probes can read it
+/// with `pg_read_file`.
+const SERVER_SETTINGS: &[&str] = &[
+    "shared_preload_libraries=pg_stat_statements",
+    "pg_stat_statements.track=top",
+    "pg_stat_statements.track_utility=off",
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "max_connections=200",
+    "logging_collector=on",
+    "log_destination=jsonlog",
+    "log_directory=log",
+    "log_filename=postgresql.log",
+    "log_rotation_age=0",
+    "log_rotation_size=0",
+];
+
+/// A schema change, applied with sqlx's migrator.
+///
+/// Start `sql` with the line `-- no-transaction` for statements that cannot
+/// run in a transaction, such as `CREATE INDEX CONCURRENTLY` (sqlx's own
+/// convention for migration files).
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// Version; migrations apply in ascending order, once each.
+    pub version: i64,
+    /// What the migration does, in a few words.
+    pub description: &'static str,
+    /// The SQL to run.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    fn to_sqlx(self) -> sqlx::migrate::Migration {
+        let no_tx = self.sql.trim_start().starts_with("-- no-transaction");
+        sqlx::migrate::Migration::new(
+            self.version,
+            self.description.into(),
+            MigrationType::Simple,
+            self.sql.into(),
+            no_tx,
+        )
+    }
+}
+
+/// A fixed list of migrations as a sqlx [`MigrationSource`].
+#[derive(Debug)]
+struct MigrationList(Vec<sqlx::migrate::Migration>);
+
+impl<'s> MigrationSource<'s> for MigrationList {
+    fn resolve(self) -> BoxFuture<'s, std::result::Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
+
+/// A database seeded once per process and copied for each run.
+///
+/// Seeding a million rows takes about a second; copying the seeded database
+/// with `CREATE DATABASE … TEMPLATE` takes a tenth of that.
+pub struct DatabaseTemplate {
+    /// Unique among templates: lowercase letters, digits and underscores.
+    pub name: &'static str,
+    /// What seeding does, for the progress display ("seeding 1,000,000 orders").
+    pub description: &'static str,
+    /// Creates the schema and the data, on a connection to the new template.
+    pub seed: for<'c> fn(&'c mut PgConnection) -> BoxFuture<'c, Result<()>>,
+}
+
+/// What the server lets the probes do.
+#[derive(Clone, Debug)]
+struct Capabilities {
+    server_version_num: i32,
+    pg_stat_statements: bool,
+    /// Path of the JSON log, relative to the data directory, if it can be read.
+    json_log: Option<String>,
+}
+
+/// The PostgreSQL server this process uses.
+pub struct PostgresServer {
+    base_options: PgConnectOptions,
+    description: String,
+    capabilities: Capabilities,
+    templates: Mutex<HashMap<&'static str, Arc<OnceCell<String>>>>,
+    /// `CREATE DATABASE … TEMPLATE` fails if the template is in use, including
+    /// by another copy in progress, so copies are made one at a time.
+    copying: tokio::sync::Mutex<()>,
+    next_database: AtomicU64,
+    /// Kept for the life of the process: dropping it would remove the container.
+    _container: Option<ServiceContainer>,
+}
+
+static SERVER: OnceCell<PostgresServer> = OnceCell::const_new();
+
+/// The process's PostgreSQL server, started (or connected) on first use.
+pub async fn server() -> Result<&'static PostgresServer> {
+    SERVER.get_or_try_init(PostgresServer::start).await
+}
+
+impl PostgresServer {
+    async fn start() -> Result<PostgresServer> {
+        let (base_options, description, container) = match env_setting(Service::Postgres.url_env_var()) {
+            Some(url) => {
+                register_url_password(&url);
+                let options = PgConnectOptions::from_str(&url).map_err(|error| HarnessError::InvalidSetting {
+                    var: "DEBUGLAB_POSTGRES_URL",
+                    detail: redact::redact(&error.to_string()),
+                })?;
+                (options, format!("the server at {}", redact::redact(&url)), None)
+            }
+            None => {
+                let password = random_password();
+                redact::register_secret(&password);
+                let mut cmd = vec!["postgres".to_owned()];
+                for setting in SERVER_SETTINGS {
+                    cmd.push("-c".to_owned());
+                    cmd.push((*setting).to_owned());
+                }
+                let container = start_container(ContainerSpec {
+                    service: Service::Postgres,
+                    cmd,
+                    env: vec![("POSTGRES_PASSWORD".to_owned(), password.clone())],
+                })
+                .await?;
+                let options = PgConnectOptions::new()
+                    .host(&container.host)
+                    .port(container.port)
+                    .username("postgres")
+                    .password(&password)
+                    .database("postgres");
+                let description = format!("{} on {}:{}", container.image, container.host, container.port);
+                (options, description, Some(container))
+            }
+        };
+        // The harness's own statements are noise in a learner's log output.
+        let base_options = base_options
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(10));
+        let mut admin = connect_when_ready(&base_options, &description).await?;
+        let capabilities = Capabilities::detect(&mut admin).await?;
+        tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
+        Ok(PostgresServer {
+            base_options,
+            description,
+            capabilities,
+            templates: Mutex::new(HashMap::new()),
+            copying: tokio::sync::Mutex::new(()),
+            next_database: AtomicU64::new(1),
+            _container: container,
+        })
+    }
+
+    /// Where the server is, with any password masked.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// A connection to the server's maintenance database, for the harness's own use.
+    async fn admin(&self) -> Result<PgConnection> {
+        self.base_options
+            .connect()
+            .await
+            .map_err(HarnessError::postgres("connecting to the maintenance database"))
+    }
+
+    /// Creates a database for one run, named after `label`, copied from `template` if given.
+    pub(crate) async fn create_database(
+        &'static self,
+        label: &str,
+        template: Option<&'static DatabaseTemplate>,
+    ) -> Result<RunDatabase> {
+        let number = self.next_database.fetch_add(1, Ordering::Relaxed);
+        let name = identifier(&format!("debuglab_{label}_{}_{number}", session::id()));
+        let mut admin = self.admin().await?;
+        match template {
+            Some(template) => {
+                let template_name = self.template(template).await?;
+                let strategy = if self.capabilities.server_version_num >= 150_000 {
+                    " STRATEGY = FILE_COPY"
+                } else {
+                    ""
+                };
+                let _one_at_a_time = self.copying.lock().await;
+                admin
+                    .execute(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template_name}"{strategy}"#).as_str())
+                    .await
+                    .map_err(HarnessError::postgres(format!("copying {template_name}")))?;
+            }
+            None => {
+                admin
+                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                    .await
+                    .map_err(HarnessError::postgres("creating a database"))?;
+            }
+        }
+        let database = RunDatabase {
+            inner: Arc::new(DatabaseInner {
+                server: self,
+                options: self.base_options.clone().database(&name),
+                name,
+            }),
+        };
+        if template.is_none() && self.capabilities.pg_stat_statements {
+            let mut conn = database.probe_connection().await?;
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                .await
+                .map_err(HarnessError::postgres("creating pg_stat_statements"))?;
+        }
+        Ok(database)
+    }
+
+    /// The name of `template`'s database, seeding it on first use in this process.
+    async fn template(&'static self, template: &'static DatabaseTemplate) -> Result<String> {
+        let cell = Arc::clone(
+            self.templates
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .entry(template.name)
+                .or_default(),
+        );
+        cell.get_or_try_init(|| self.seed_template(template)).await.cloned()
+    }
+
+    async fn seed_template(&'static self, template: &'static DatabaseTemplate) -> Result<String> {
+        let name = identifier(&format!("debuglab_tpl_{}_{}", template.name, session::id()));
+        let _step = progress::step(format!("{} (once per process)", template.description));
+        let mut admin = self.admin().await?;
+        admin
+            .execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str())
+            .await
+            .map_err(HarnessError::postgres("dropping an old template"))?;
+        admin
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .map_err(HarnessError::postgres("creating a template"))?;
+        {
+            let mut conn = self
+                .base_options
+                .clone()
+                .database(&name)
+                .connect()
+                .await
+                .map_err(HarnessError::postgres("connecting to a new template"))?;
+            if self.capabilities.pg_stat_statements {
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                    .await
+                    .map_err(HarnessError::postgres("creating pg_stat_statements"))?;
+            }
+            (template.seed)(&mut conn).await?;
+            // Fresh statistics, so the planner sees the seeded table as it is.
+            conn.execute("VACUUM ANALYZE")
+                .await
+                .map_err(HarnessError::postgres("analyzing a template"))?;
+            conn.close().await.ok();
+        }
+        // No connections from now on: a connection to a template blocks every copy.
+        admin
+            .execute(format!(r#"ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"#).as_str())
+            .await
+            .map_err(HarnessError::postgres("marking a template"))?;
+        Ok(name)
+    }
+}
+
+impl Capabilities {
+    async fn detect(admin: &mut PgConnection) -> Result<Capabilities> {
+        let server_version_num: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&mut *admin)
+            .await
+            .map_err(HarnessError::postgres("reading the server version"))?;
+        let preload: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+            .fetch_one(&mut *admin)
+            .await
+            .map_err(HarnessError::postgres("reading shared_preload_libraries"))?;
+        let pg_stat_statements = preload.split(',').any(|lib| lib.trim() == "pg_stat_statements");
+        // pg_current_logfile is NULL without the logging collector, and reading
+        // the file needs superuser (or pg_read_server_files); try it once.
+        let json_log: Option<String> = sqlx::query_scalar("SELECT pg_current_logfile('jsonlog')")
+            .fetch_one(&mut *admin)
+            .await
+            .ok()
+            .flatten();
+        let json_log = match json_log {
+            Some(path) => sqlx::query("SELECT pg_stat_file($1)")
+                .bind(&path)
+                .execute(&mut *admin)
+                .await
+                .ok()
+                .map(|_| path),
+            None => None,
+        };
+        Ok(Capabilities {
+            server_version_num,
+            pg_stat_statements,
+            json_log,
+        })
+    }
+}
+
+async fn connect_when_ready(options: &PgConnectOptions, description: &str) -> Result<PgConnection> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match options.connect().await {
+            Ok(conn) => return Ok(conn),
+            Err(error) if started.elapsed() < READY_TIMEOUT => {
+                tracing::trace!("PostgreSQL not ready yet: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => {
+                return Err(HarnessError::ServiceNotReady {
+                    service: Service::Postgres,
+                    address: description.to_owned(),
+                    waited_secs: READY_TIMEOUT.as_secs(),
+                    detail: redact::redact(&error.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// A database that belongs to one run; dropped by the harness when the run ends.
+#[derive(Clone)]
+pub struct RunDatabase {
+    inner: Arc<DatabaseInner>,
+}
+
+struct DatabaseInner {
+    server: &'static PostgresServer,
+    name: String,
+    options: PgConnectOptions,
+}
+
+impl RunDatabase {
+    /// The database's name (it shows in `pg_stat_activity` and the server log).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Builds the pool the variant under test uses.
+    ///
+    /// Its size and acquire timeout come from the scenario's workload, never
+    /// from the variant, so a "fix" that only enlarges the pool is impossible.
+    pub async fn pool(&self, settings: PoolSettings) -> Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(self.inner.options.clone())
+            .await
+            .map_err(HarnessError::postgres("opening the run's pool"))
+    }
+
+    /// A connection for the harness's own queries: not counted by
+    /// `pg_stat_statements` and never in the slow-query log.
+    pub async fn probe_connection(&self) -> Result<PgConnection> {
+        let mut conn = self
+            .inner
+            .options
+            .connect()
+            .await
+            .map_err(HarnessError::postgres("opening a probe connection"))?;
+        let mut setup = String::from("SET log_min_duration_statement = -1; SET application_name = 'debuglab-probe';");
+        if self.inner.server.capabilities.pg_stat_statements {
+            setup.push_str(" SET pg_stat_statements.track = 'none';");
+        }
+        conn.execute(setup.as_str())
+            .await
+            .map_err(HarnessError::postgres("setting up a probe connection"))?;
+        Ok(conn)
+    }
+
+    /// Applies `base` (usually `sqlx::migrate!()`) followed by `extra` with sqlx's migrator.
+    pub async fn migrate(&self, base: &Migrator, extra: &[Migration]) -> Result<()> {
+        let migrations = base
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|migration| migration.to_sqlx()))
+            .collect();
+        let migrator = Migrator::new(MigrationList(migrations))
+            .await
+            .map_err(|error| HarnessError::Setup {
+                scenario: self.name().to_owned(),
+                detail: format!("invalid migrations: {error}"),
+            })?;
+        let mut conn = self.probe_connection().await?;
+        migrator.run(&mut conn).await.map_err(|error| HarnessError::Setup {
+            scenario: self.name().to_owned(),
+            detail: format!("migration failed: {error}"),
+        })
+    }
+
+    /// Logs every statement in this database that runs longer than `threshold`
+    /// (`log_min_duration_statement`); applies to connections opened afterwards.
+    pub async fn log_statements_slower_than(&self, threshold: Duration) -> Result<()> {
+        let mut conn = self.probe_connection().await?;
+        conn.execute(
+            format!(
+                r#"ALTER DATABASE "{}" SET log_min_duration_statement = {}"#,
+                self.name(),
+                threshold.as_millis()
+            )
+            .as_str(),
+        )
+        .await
+        .map_err(HarnessError::postgres("setting log_min_duration_statement"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn drop_database(&self) {
+        let result = async {
+            let mut admin = self.inner.server.admin().await?;
+            admin
+                .execute(format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name()).as_str())
+                .await
+                .map_err(HarnessError::postgres("dropping the run's database"))?;
+            Ok::<_, HarnessError>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!("could not drop database {}: {error}", self.name());
+        }
+    }
+}
+
+/// A random password of 24 letters and digits.
+fn random_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 24)
+}
+
+/// Registers the password of a `scheme://user:password@host` URL as a secret.
+pub(crate) fn register_url_password(url: &str) {
+    if let Some(rest) = url.split_once("://").map(|(_, rest)| rest) {
+        if let Some((credentials, _)) = rest.split_once('@') {
+            if let Some((_, password)) = credentials.split_once(':') {
+                redact::register_secret(password);
+            }
+        }
+    }
+}
+
+/// `text` as a lowercase SQL identifier: letters, digits and underscores, at most 63 bytes.
+fn identifier(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    out.truncate(63);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_safe() {
+        assert_eq!(identifier("debuglab_slow-query_buggy_1a2b_3"), "debuglab_slow_query_buggy_1a2b_3");
+        assert_eq!(identifier(&"x".repeat(80)).len(), 63);
+    }
+
+    #[test]
+    fn no_transaction_marker_is_honoured() {
+        let concurrent = Migration {
+            version: 2,
+            description: "index",
+            sql: "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c)",
+        };
+        assert!(concurrent.to_sqlx().no_tx);
+        let plain = Migration {
+            sql: "CREATE INDEX i ON t (c)",
+            ..concurrent
+        };
+        assert!(!plain.to_sqlx().no_tx);
+    }
+
+    #[test]
+    fn url_passwords_are_registered() {
+        register_url_password("postgres://app:Pw9xLq7Tz@db:5432/app");
+        assert_eq!(redact::redact("oops Pw9xLq7Tz"), "oops ***");
+    }
+}

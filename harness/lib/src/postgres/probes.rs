@@ -1,0 +1,330 @@
+//! What an engineer looks at in PostgreSQL: `pg_stat_statements`,
+//! `pg_stat_activity`, the slow-query log and `EXPLAIN (ANALYZE, BUFFERS)`.
+//!
+//! Every probe runs on a probe connection of its own, so it never borrows a
+//! connection from the pool under test and never shows up in its own figures.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, Row};
+
+use super::{Plan, PgPool, RunDatabase};
+use crate::error::{HarnessError, Result};
+
+/// One row of `pg_stat_statements` for the run's database.
+#[derive(Clone, Debug)]
+pub struct StatementStats {
+    /// The normalised statement text (`$1` for parameters and constants).
+    pub query: String,
+    /// How many times it ran.
+    pub calls: i64,
+    /// Mean execution time in milliseconds.
+    pub mean_ms: f64,
+    /// Total execution time in milliseconds.
+    pub total_ms: f64,
+    /// Rows returned or affected, in total.
+    pub rows: i64,
+    /// Shared buffers found in cache, in total.
+    pub shared_blocks_hit: i64,
+    /// Shared buffers read from disk (or the OS cache), in total.
+    pub shared_blocks_read: i64,
+}
+
+impl std::fmt::Display for StatementStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pg_stat_statements: {} | calls {}, mean {:.2} ms, total {:.0} ms, rows {}, shared blocks hit {} read {}",
+            one_line(&self.query, 160),
+            self.calls,
+            self.mean_ms,
+            self.total_ms,
+            self.rows,
+            self.shared_blocks_hit,
+            self.shared_blocks_read
+        )
+    }
+}
+
+/// One backend connected to the run's database, from `pg_stat_activity`.
+#[derive(Clone, Debug)]
+pub struct ActivityRow {
+    /// Backend process id.
+    pub pid: i32,
+    /// `active`, `idle`, `idle in transaction`, ...
+    pub state: Option<String>,
+    /// What the backend waits for (`Lock/transactionid`, `Client/ClientRead`, ...).
+    pub wait_event: Option<String>,
+    /// How long its transaction has been open, in milliseconds.
+    pub transaction_ms: Option<f64>,
+    /// How long it has been in its current state, in milliseconds.
+    pub state_ms: Option<f64>,
+    /// The last (or current) statement.
+    pub query: String,
+}
+
+impl std::fmt::Display for ActivityRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} {}", self.pid, self.state.as_deref().unwrap_or("?"))?;
+        if let Some(ms) = self.state_ms {
+            write!(f, " for {ms:.0} ms")?;
+        }
+        if let Some(ms) = self.transaction_ms {
+            write!(f, " (transaction open {ms:.0} ms)")?;
+        }
+        if let Some(wait) = &self.wait_event {
+            write!(f, ", waiting on {wait}")?;
+        }
+        write!(f, ": {}", one_line(&self.query, 120))
+    }
+}
+
+/// A position in the server log; entries after it belong to what came later.
+#[derive(Clone, Copy, Debug)]
+pub struct LogMark(i64);
+
+/// One entry of the server's JSON log that concerns the run's database.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogEntry {
+    /// When, as the server wrote it.
+    pub timestamp: String,
+    /// `LOG`, `ERROR`, ...
+    pub error_severity: String,
+    /// The message (`duration: 61.2 ms  execute …` for slow statements).
+    pub message: String,
+    /// Extra detail, such as the statement's parameters.
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    dbname: Option<String>,
+    #[serde(default)]
+    application_name: Option<String>,
+}
+
+impl LogEntry {
+    /// The statement duration in milliseconds, for `duration: …` entries.
+    pub fn duration_ms(&self) -> Option<f64> {
+        let rest = self.message.strip_prefix("duration: ")?;
+        rest.split_whitespace().next()?.parse().ok()
+    }
+
+    /// The entry as one log line, as `log_line_prefix` would show it.
+    pub fn as_log_line(&self) -> String {
+        let mut line = format!("{} {}:  {}", self.timestamp, self.error_severity, one_line(&self.message, 200));
+        if let Some(detail) = &self.detail {
+            line.push_str(&format!("  [{}]", one_line(detail, 80)));
+        }
+        line
+    }
+}
+
+/// `text` on one line, whitespace collapsed, cut to `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= max {
+        collapsed
+    } else {
+        let cut: String = collapsed.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+impl RunDatabase {
+    /// Whether `pg_stat_statements` is loaded on this server.
+    pub fn has_statement_stats(&self) -> bool {
+        self.inner.server.capabilities.pg_stat_statements
+    }
+
+    /// Whether the server log can be read (container servers: yes).
+    pub fn has_server_log(&self) -> bool {
+        self.inner.server.capabilities.json_log.is_some()
+    }
+
+    /// Forgets the statistics `pg_stat_statements` holds for this database.
+    pub async fn reset_statement_stats(&self) -> Result<()> {
+        if !self.has_statement_stats() {
+            return Ok(());
+        }
+        let mut conn = self.probe_connection().await?;
+        sqlx::query(
+            "SELECT pg_stat_statements_reset(0::oid, (SELECT oid FROM pg_database WHERE datname = current_database()), 0::bigint)",
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("resetting pg_stat_statements"))?;
+        Ok(())
+    }
+
+    /// The statements that took the most time in this database, most first.
+    ///
+    /// Empty when `pg_stat_statements` is not loaded.
+    pub async fn statement_stats(&self, limit: i64) -> Result<Vec<StatementStats>> {
+        if !self.has_statement_stats() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.probe_connection().await?;
+        let rows = sqlx::query(
+            "SELECT query, calls, mean_exec_time, total_exec_time, rows, shared_blks_hit, shared_blks_read
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY total_exec_time DESC
+             LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_statements"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StatementStats {
+                query: row.get("query"),
+                calls: row.get("calls"),
+                mean_ms: row.get("mean_exec_time"),
+                total_ms: row.get("total_exec_time"),
+                rows: row.get("rows"),
+                shared_blocks_hit: row.get("shared_blks_hit"),
+                shared_blocks_read: row.get("shared_blks_read"),
+            })
+            .collect())
+    }
+
+    /// Every other backend connected to this database, longest in its state first.
+    pub async fn activity(&self) -> Result<Vec<ActivityRow>> {
+        let mut conn = self.probe_connection().await?;
+        let rows = sqlx::query(
+            "SELECT pid, state,
+                    CASE WHEN wait_event IS NULL THEN NULL ELSE wait_event_type || '/' || wait_event END AS wait_event,
+                    (EXTRACT(EPOCH FROM now() - xact_start) * 1000)::float8 AS transaction_ms,
+                    (EXTRACT(EPOCH FROM now() - state_change) * 1000)::float8 AS state_ms,
+                    query
+             FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+             ORDER BY state_change",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_activity"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ActivityRow {
+                pid: row.get("pid"),
+                state: row.get("state"),
+                wait_event: row.get("wait_event"),
+                transaction_ms: row.get("transaction_ms"),
+                state_ms: row.get("state_ms"),
+                query: row.get("query"),
+            })
+            .collect())
+    }
+
+    /// The current end of the server log, to read what comes after it.
+    ///
+    /// `None` when the log cannot be read on this server.
+    pub async fn log_mark(&self) -> Result<Option<LogMark>> {
+        let Some(path) = &self.inner.server.capabilities.json_log else {
+            return Ok(None);
+        };
+        let mut conn = self.probe_connection().await?;
+        let size: i64 = sqlx::query_scalar("SELECT size FROM pg_stat_file($1)")
+            .bind(path)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::postgres("reading the server log's size"))?;
+        Ok(Some(LogMark(size)))
+    }
+
+    /// The log entries about this database written since `mark`.
+    pub async fn log_since(&self, mark: LogMark) -> Result<Vec<LogEntry>> {
+        let Some(path) = &self.inner.server.capabilities.json_log else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.probe_connection().await?;
+        // pg_read_file reads whole characters; read bytes and decode leniently
+        // instead, since a line may be half-written at the end.
+        let bytes: Vec<u8> = sqlx::query_scalar(
+            "SELECT pg_read_binary_file($1, $2, greatest((SELECT size FROM pg_stat_file($1)) - $2, 0))",
+        )
+        .bind(path)
+        .bind(mark.0)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading the server log"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<LogEntry>(line).ok())
+            .filter(|entry| entry.dbname.as_deref() == Some(self.name()))
+            .filter(|entry| entry.application_name.as_deref() != Some("debuglab-probe"))
+            .collect())
+    }
+
+    /// Runs `call` on a one-connection pool with `auto_explain` logging every
+    /// plan with `ANALYZE` and `BUFFERS`, and returns what `call` returned with
+    /// the plans of the statements it ran: the real plans of the real code.
+    ///
+    /// The plans are empty when the server log cannot be read.
+    pub async fn capture_plans<F, Fut, T>(&self, call: F) -> Result<(T, Vec<Plan>)>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let mark = self.log_mark().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "LOAD 'auto_explain';
+                         SET auto_explain.log_min_duration = 0;
+                         SET auto_explain.log_analyze = on;
+                         SET auto_explain.log_buffers = on;
+                         SET auto_explain.log_format = 'json';
+                         SET log_min_duration_statement = -1;
+                         SET application_name = 'debuglab-explain';",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(self.inner.options.clone())
+            .await
+            .map_err(HarnessError::postgres("opening an auto_explain connection"))?;
+        let output = call(pool.clone()).await;
+        pool.close().await;
+        let Some(mark) = mark else {
+            return Ok((output, Vec::new()));
+        };
+        // The logging collector writes the file a moment after the statement
+        // ends; look again until the plans are there (bounded).
+        let started = tokio::time::Instant::now();
+        loop {
+            let plans: Vec<Plan> = self
+                .log_since(mark)
+                .await?
+                .iter()
+                .filter_map(|entry| Plan::from_auto_explain(&entry.message))
+                .collect();
+            if !plans.is_empty() || started.elapsed() > Duration::from_secs(5) {
+                return Ok((output, plans));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of `sql` with one `bigint` parameter.
+    pub async fn explain_analyze(&self, sql: &str, param: i64) -> Result<Plan> {
+        let mut conn = self.probe_connection().await?;
+        let json: serde_json::Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"))
+            .bind(param)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::postgres("running EXPLAIN ANALYZE"))?;
+        Plan::from_explain_json(&json).ok_or_else(|| HarnessError::Setup {
+            scenario: self.name().to_owned(),
+            detail: "EXPLAIN returned a plan the harness cannot read".to_owned(),
+        })
+    }
+}

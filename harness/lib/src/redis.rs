@@ -1,0 +1,365 @@
+//! Redis: one server per process, a database index per run, `deadpool-redis`
+//! pools built by the harness, and the probes an engineer would reach for
+//! (`INFO`, `DBSIZE`, `CLIENT LIST`, `SLOWLOG`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, aio::MultiplexedConnection, AsyncCommands};
+use deadpool_redis::{ConnectionAddr, ConnectionInfo, Pool, RedisConnectionInfo, Runtime};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::error::{HarnessError, Result};
+use crate::service::{env_setting, start_container, ContainerSpec, Service, ServiceContainer};
+use crate::{redact, PoolSettings};
+
+/// How long a server may take to answer `PING`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Databases a container is started with; index 0 is never leased.
+const CONTAINER_DATABASES: i64 = 64;
+/// The client name of the harness's own connections, left out of client counts.
+const PROBE_CLIENT_NAME: &str = "debuglab-probe";
+
+/// The Redis server this process uses.
+pub struct RedisServer {
+    base: ConnectionInfo,
+    description: String,
+    /// The harness's own container, kept for the life of the process (dropping
+    /// it would remove the container); `None` for a server named by URL.
+    container: Option<ServiceContainer>,
+    free_databases: Mutex<Vec<i64>>,
+    available: Semaphore,
+}
+
+static SERVER: OnceCell<RedisServer> = OnceCell::const_new();
+
+/// The process's Redis server, started (or connected) on first use.
+pub async fn server() -> Result<&'static RedisServer> {
+    SERVER.get_or_try_init(RedisServer::start).await
+}
+
+impl RedisServer {
+    async fn start() -> Result<RedisServer> {
+        let (base, description, container) = match env_setting(Service::Redis.url_env_var()) {
+            Some(url) => {
+                crate::postgres::register_url_password(&url);
+                let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|error| {
+                    HarnessError::InvalidSetting {
+                        var: "DEBUGLAB_REDIS_URL",
+                        detail: redact::redact(&error.to_string()),
+                    }
+                })?;
+                (ConnectionInfo::from(info), format!("the server at {}", redact::redact(&url)), None)
+            }
+            None => {
+                let password = {
+                    use rand::distr::{Alphanumeric, SampleString};
+                    Alphanumeric.sample_string(&mut rand::rng(), 24)
+                };
+                redact::register_secret(&password);
+                let databases = CONTAINER_DATABASES.to_string();
+                let cmd = [
+                    "redis-server",
+                    "--protected-mode",
+                    "no",
+                    "--requirepass",
+                    &password,
+                    "--databases",
+                    &databases,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--slowlog-log-slower-than",
+                    "10000",
+                ];
+                let container = start_container(ContainerSpec {
+                    service: Service::Redis,
+                    cmd: cmd.iter().map(|s| (*s).to_owned()).collect(),
+                    env: Vec::new(),
+                })
+                .await?;
+                let info = ConnectionInfo {
+                    addr: ConnectionAddr::Tcp(container.host.clone(), container.port),
+                    redis: RedisConnectionInfo {
+                        password: Some(password),
+                        ..Default::default()
+                    },
+                };
+                let description = format!("{} on {}:{}", container.image, container.host, container.port);
+                (info, description, Some(container))
+            }
+        };
+        let mut conn = connect_when_ready(&base, &description).await?;
+        // Servers that forbid CONFIG (managed Redis) have the default 16 databases.
+        let databases: i64 = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("databases")
+            .query_async::<Vec<String>>(&mut conn)
+            .await
+            .ok()
+            .and_then(|pair| pair.get(1)?.parse().ok())
+            .unwrap_or(16);
+        let free: Vec<i64> = (1..databases).rev().collect();
+        tracing::info!(server = %description, databases, "Redis ready");
+        Ok(RedisServer {
+            base,
+            description,
+            container,
+            available: Semaphore::new(free.len()),
+            free_databases: Mutex::new(free),
+        })
+    }
+
+    /// Where the server is, with any password masked.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Leases a database index no other run uses until it is released.
+    ///
+    /// On a server named by URL, only empty databases are leased, so the lab
+    /// never flushes data it did not write.
+    pub async fn lease_database(&'static self) -> Result<RunRedis> {
+        loop {
+            let permit = self.available.acquire().await.map_err(HarnessError::redis("leasing a database"))?;
+            permit.forget();
+            let db = self
+                .free_databases
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop()
+                .expect("a permit guarantees a free database");
+            let run = RunRedis {
+                inner: Arc::new(RedisInner { server: self, db }),
+            };
+            if self.container.is_some() || run.dbsize().await? == 0 {
+                return Ok(run);
+            }
+            tracing::warn!(db, "Redis database {db} is not empty; the lab leaves it alone");
+        }
+    }
+}
+
+async fn connect_when_ready(info: &ConnectionInfo, description: &str) -> Result<MultiplexedConnection> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let attempt = async {
+            let mut conn = open_connection(info.clone()).await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        match attempt.await {
+            Ok(conn) => return Ok(conn),
+            Err(error) if started.elapsed() < READY_TIMEOUT => {
+                tracing::trace!("Redis not ready yet: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => {
+                return Err(HarnessError::ServiceNotReady {
+                    service: Service::Redis,
+                    address: description.to_owned(),
+                    waited_secs: READY_TIMEOUT.as_secs(),
+                    detail: redact::redact(&error.to_string()),
+                })
+            }
+        }
+    }
+}
+
+async fn open_connection(info: ConnectionInfo) -> redis::RedisResult<MultiplexedConnection> {
+    redis::Client::open(redis::ConnectionInfo::from(info))?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+/// A Redis database index that belongs to one run; flushed and returned when the run ends.
+#[derive(Clone)]
+pub struct RunRedis {
+    inner: Arc<RedisInner>,
+}
+
+struct RedisInner {
+    server: &'static RedisServer,
+    db: i64,
+}
+
+impl RunRedis {
+    /// The database index (`SELECT n`) this run owns.
+    pub fn db(&self) -> i64 {
+        self.inner.db
+    }
+
+    fn connection_info(&self) -> ConnectionInfo {
+        let mut info = self.inner.server.base.clone();
+        info.redis.db = self.inner.db;
+        info
+    }
+
+    /// Builds the `deadpool-redis` pool the variant under test uses; its size
+    /// and wait timeout come from the scenario's workload, never the variant.
+    pub fn pool(&self, settings: PoolSettings) -> Result<Pool> {
+        deadpool_redis::Config::from_connection_info(self.connection_info())
+            .builder()
+            .map_err(HarnessError::redis("configuring the run's pool"))?
+            .max_size(settings.max_connections as usize)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(HarnessError::redis("building the run's pool"))
+    }
+
+    /// A connection for the harness's own commands, named so that client counts leave it out.
+    pub async fn probe_connection(&self) -> Result<MultiplexedConnection> {
+        let mut conn = open_connection(self.connection_info())
+            .await
+            .map_err(HarnessError::redis("opening a probe connection"))?;
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(PROBE_CLIENT_NAME)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(HarnessError::redis("naming a probe connection"))?;
+        Ok(conn)
+    }
+
+    /// One section of `INFO` (`clients`, `memory`, `stats`, ...) as name → value.
+    pub async fn info(&self, section: &str) -> Result<BTreeMap<String, String>> {
+        let mut conn = self.probe_connection().await?;
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut conn)
+            .await
+            .map_err(HarnessError::redis(format!("reading INFO {section}")))?;
+        Ok(parse_info(&text))
+    }
+
+    /// Keys in this run's database.
+    pub async fn dbsize(&self) -> Result<i64> {
+        let mut conn = self.probe_connection().await?;
+        redis::cmd("DBSIZE")
+            .query_async(&mut conn)
+            .await
+            .map_err(HarnessError::redis("reading DBSIZE"))
+    }
+
+    /// `CLIENT LIST` lines of the clients connected to this run's database,
+    /// the harness's own probes left out.
+    pub async fn clients(&self) -> Result<Vec<String>> {
+        let mut conn = self.probe_connection().await?;
+        let text: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .map_err(HarnessError::redis("reading CLIENT LIST"))?;
+        let db_field = format!("db={}", self.inner.db);
+        let probe_field = format!("name={PROBE_CLIENT_NAME}");
+        Ok(text
+            .lines()
+            .filter(|line| line.split(' ').any(|field| field == db_field))
+            .filter(|line| !line.split(' ').any(|field| field == probe_field))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The newest `count` entries of `SLOWLOG GET`, one line each.
+    pub async fn slowlog(&self, count: usize) -> Result<Vec<String>> {
+        let mut conn = self.probe_connection().await?;
+        let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(count)
+            .query_async(&mut conn)
+            .await
+            .map_err(HarnessError::redis("reading SLOWLOG"))?;
+        Ok(entries.iter().filter_map(format_slowlog_entry).collect())
+    }
+
+    /// Empties `SLOWLOG`, so that what it shows afterwards belongs to this run.
+    pub async fn reset_slowlog(&self) -> Result<()> {
+        let mut conn = self.probe_connection().await?;
+        redis::cmd("SLOWLOG")
+            .arg("RESET")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(HarnessError::redis("resetting SLOWLOG"))
+    }
+
+    /// Flushes the database and gives its index back for another run.
+    pub async fn release(&self) {
+        let flushed = async {
+            let mut conn = self.probe_connection().await?;
+            conn.flushdb::<()>().await.map_err(HarnessError::redis("flushing the run's database"))
+        }
+        .await;
+        if let Err(error) = flushed {
+            // A database that could not be flushed is not handed out again.
+            tracing::warn!("{error}");
+            return;
+        }
+        let server = self.inner.server;
+        server
+            .free_databases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(self.inner.db);
+        server.available.add_permits(1);
+    }
+}
+
+fn parse_info(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.trim_end().split_once(':'))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+fn format_slowlog_entry(entry: &redis::Value) -> Option<String> {
+    let redis::Value::Array(fields) = entry else { return None };
+    let integer = |value: &redis::Value| match value {
+        redis::Value::Int(n) => Some(*n),
+        _ => None,
+    };
+    let micros = integer(fields.get(2)?)?;
+    let args = match fields.get(3)? {
+        redis::Value::Array(args) => args
+            .iter()
+            .filter_map(|arg| match arg {
+                redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                redis::Value::SimpleString(text) => Some(text.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
+    Some(format!("SLOWLOG: {:.2} ms  {args}", micros as f64 / 1000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_info_sections() {
+        let info = parse_info("# Clients\r\nconnected_clients:3\r\nblocked_clients:0\r\n\r\n");
+        assert_eq!(info.get("connected_clients").map(String::as_str), Some("3"));
+        assert_eq!(info.len(), 2);
+    }
+
+    #[test]
+    fn formats_slowlog_entries() {
+        let entry = redis::Value::Array(vec![
+            redis::Value::Int(7),
+            redis::Value::Int(1_700_000_000),
+            redis::Value::Int(12_500),
+            redis::Value::Array(vec![
+                redis::Value::BulkString(b"KEYS".to_vec()),
+                redis::Value::BulkString(b"*".to_vec()),
+            ]),
+        ]);
+        assert_eq!(format_slowlog_entry(&entry).unwrap(), "SLOWLOG: 12.50 ms  KEYS *");
+    }
+}

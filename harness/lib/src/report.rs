@@ -1,0 +1,184 @@
+//! The report of one run, as JSON and as text for a terminal.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Variant;
+
+/// The result of running one variant of one scenario.
+///
+/// Serialised as `{scenario, variant, healthy, duration_ms, summary, metrics, evidence}`.
+/// Every string in it has been passed through [`crate::redact::redact`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// The scenario's id.
+    pub scenario: String,
+    /// The variant that ran.
+    pub variant: Variant,
+    /// Whether the service met the scenario's objective.
+    pub healthy: bool,
+    /// Wall-clock time of the run, set-up included.
+    pub duration_ms: u64,
+    /// One sentence on the verdict and the figures that decided it.
+    pub summary: String,
+    /// The measured figures, by name.
+    pub metrics: BTreeMap<String, f64>,
+    /// What an engineer would look at: plans, server views, log lines.
+    pub evidence: Vec<String>,
+}
+
+/// What a report means for the variant that produced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A buggy variant showed its symptom, as it should.
+    SymptomReproduced,
+    /// A buggy variant did not show its symptom: the scenario is broken.
+    SymptomNotReproduced,
+    /// A fixed (or exercise) variant met the objective.
+    FixVerified,
+    /// A fixed (or exercise) variant still shows the symptom.
+    SymptomPersists,
+}
+
+impl Outcome {
+    /// Whether this is what the variant should produce.
+    pub fn as_expected(self) -> bool {
+        matches!(self, Outcome::SymptomReproduced | Outcome::FixVerified)
+    }
+
+    /// A short label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::SymptomReproduced => "symptom reproduced",
+            Outcome::SymptomNotReproduced => "symptom NOT reproduced",
+            Outcome::FixVerified => "fix verified",
+            Outcome::SymptomPersists => "symptom persists",
+        }
+    }
+}
+
+impl Report {
+    /// What the report means for its variant.
+    pub fn outcome(&self) -> Outcome {
+        match (self.variant.expected_healthy(), self.healthy) {
+            (false, false) => Outcome::SymptomReproduced,
+            (false, true) => Outcome::SymptomNotReproduced,
+            (true, true) => Outcome::FixVerified,
+            (true, false) => Outcome::SymptomPersists,
+        }
+    }
+
+    /// A metric by name.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).copied()
+    }
+
+    /// The report as text for a terminal; `color` adds ANSI colours.
+    pub fn render_text(&self, color: bool) -> String {
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_owned()
+            }
+        };
+        let outcome = self.outcome();
+        let health = if self.healthy { paint("32;1", "HEALTHY") } else { paint("31;1", "UNHEALTHY") };
+        let outcome_label = if outcome.as_expected() {
+            paint("1", outcome.label())
+        } else {
+            paint("33;1", outcome.label())
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} · {} · {} · {} · {:.1} s",
+            paint("1", &self.scenario),
+            self.variant,
+            health,
+            outcome_label,
+            self.duration_ms as f64 / 1000.0
+        );
+        let _ = writeln!(out, "  {}", self.summary);
+        if !self.metrics.is_empty() {
+            let _ = writeln!(out, "\n{}", paint("1", "metrics"));
+            let width = self.metrics.keys().map(String::len).max().unwrap_or(0);
+            for (name, value) in &self.metrics {
+                let _ = writeln!(out, "  {name:<width$}  {}", format_number(*value));
+            }
+        }
+        if !self.evidence.is_empty() {
+            let _ = writeln!(out, "\n{}", paint("1", "evidence"));
+            for line in &self.evidence {
+                let mut lines = line.lines();
+                if let Some(first) = lines.next() {
+                    let _ = writeln!(out, "  - {first}");
+                }
+                for rest in lines {
+                    let _ = writeln!(out, "    {rest}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Formats a metric: integers without decimals, others with up to three.
+pub fn format_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else if value.abs() >= 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(variant: Variant, healthy: bool) -> Report {
+        Report {
+            scenario: "slow-query".into(),
+            variant,
+            healthy,
+            duration_ms: 1234,
+            summary: "p95 80 ms is above the 10 ms objective".into(),
+            metrics: BTreeMap::from([("p95_ms".into(), 80.25), ("calls".into(), 40.0)]),
+            evidence: vec!["plan: Seq Scan on orders\n  rows removed: 999,900".into()],
+        }
+    }
+
+    #[test]
+    fn outcome_depends_on_variant_and_health() {
+        assert_eq!(report(Variant::Buggy, false).outcome(), Outcome::SymptomReproduced);
+        assert_eq!(report(Variant::Buggy, true).outcome(), Outcome::SymptomNotReproduced);
+        assert_eq!(report(Variant::Fixed, true).outcome(), Outcome::FixVerified);
+        assert_eq!(report(Variant::Exercise, false).outcome(), Outcome::SymptomPersists);
+    }
+
+    #[test]
+    fn text_rendering_has_verdict_metrics_and_evidence() {
+        let text = report(Variant::Buggy, false).render_text(false);
+        assert!(text.starts_with("slow-query · buggy · UNHEALTHY · symptom reproduced · 1.2 s\n"));
+        assert!(text.contains("  p95_ms  80.250\n"));
+        assert!(text.contains("  calls   40\n"));
+        assert!(text.contains("  - plan: Seq Scan on orders\n      rows removed: 999,900\n"));
+        assert!(!text.contains('\x1b'));
+        assert!(report(Variant::Buggy, false).render_text(true).contains("\x1b[31;1mUNHEALTHY"));
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let json = serde_json::to_value(report(Variant::Fixed, true)).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        for key in ["scenario", "variant", "healthy", "duration_ms", "metrics", "evidence"] {
+            assert!(keys.contains(&key), "missing {key} in {json}");
+        }
+        assert_eq!(json["variant"], "fixed");
+        assert_eq!(json["metrics"]["calls"], 40.0);
+    }
+}

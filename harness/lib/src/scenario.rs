@@ -1,0 +1,97 @@
+//! What a scenario is, as far as the harness and the CLI are concerned.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::run::RunContext;
+use crate::Service;
+
+/// Which copy of a scenario's service code runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// The code with the bug: a run should reproduce the symptom.
+    Buggy,
+    /// The reference fix: a run should verify it.
+    Fixed,
+    /// The learner's copy, which starts out as the buggy code.
+    Exercise,
+}
+
+impl Variant {
+    /// All variants, in the order they are usually shown.
+    pub const ALL: [Variant; 3] = [Variant::Buggy, Variant::Fixed, Variant::Exercise];
+
+    /// The lowercase name used on the command line and in reports.
+    pub fn id(self) -> &'static str {
+        match self {
+            Variant::Buggy => "buggy",
+            Variant::Fixed => "fixed",
+            Variant::Exercise => "exercise",
+        }
+    }
+
+    /// Whether a healthy run is what this variant should produce.
+    ///
+    /// The exercise counts as a fix: it is done when it is healthy.
+    pub fn expected_healthy(self) -> bool {
+        !matches!(self, Variant::Buggy)
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::str::FromStr for Variant {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Variant::ALL
+            .into_iter()
+            .find(|variant| variant.id() == s)
+            .ok_or_else(|| format!("unknown variant '{s}' (expected buggy, fixed or exercise)"))
+    }
+}
+
+/// The static description of a scenario, shown by `debuglab list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioInfo {
+    /// Stable id, also the crate's directory under `scenarios/`.
+    pub id: &'static str,
+    /// A short title.
+    pub title: &'static str,
+    /// One line on the symptom.
+    pub summary: &'static str,
+    /// The services a run starts.
+    pub services: &'static [Service],
+    /// The metric whose buggy/fixed ratio shows how clear the signal is (`make bench`).
+    #[serde(skip)]
+    pub signal_metric: &'static str,
+}
+
+/// What a scenario concludes from one run; the harness turns it into a [`crate::Report`].
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// Whether the service met the scenario's objective.
+    pub healthy: bool,
+    /// One sentence on why, with the deciding figures.
+    pub summary: String,
+}
+
+/// A scenario: a story, a workload, and a verdict, for each [`Variant`] of its code.
+///
+/// Implementations describe themselves with [`ScenarioInfo`] and, in
+/// [`Scenario::run`], ask the [`RunContext`] for databases, pools and budgets,
+/// drive the workload against `ctx.variant()`'s code, record metrics and
+/// evidence on the context, and return the verdict.
+pub trait Scenario: Send + Sync {
+    /// The scenario's description.
+    fn info(&self) -> &'static ScenarioInfo;
+
+    /// Runs one variant and judges it.
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<Verdict>>;
+}

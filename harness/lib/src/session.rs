@@ -1,0 +1,157 @@
+//! One session per process, and the guarantee that its containers go away.
+//!
+//! testcontainers removes a container when its handle is dropped, but the
+//! harness keeps one shared container per service in a `static`, and statics
+//! are never dropped. So every container also carries a per-process session
+//! label, and a small watcher process removes everything with that label:
+//!
+//! * at a normal exit, an `atexit` hook asks the watcher to clean up and waits
+//!   for it, so the containers are gone before the process is;
+//! * if the process dies any other way (panic that aborts, Ctrl-C, `kill -9`),
+//!   the pipe to the watcher closes, and the watcher cleans up on its own.
+//!
+//! The watcher runs in its own process group, so the Ctrl-C that kills its
+//! parent does not kill it too. `debuglab clean` removes what is left when even
+//! the watcher could not run (the machine rebooted, Docker was restarted).
+
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::Service;
+
+/// The label every container the harness starts carries.
+pub const LABEL: &str = "debuglab";
+/// The label that names the process (session) a container belongs to.
+pub const SESSION_LABEL: &str = "debuglab.session";
+/// The label that records the pid of the process that started a container.
+pub const PID_LABEL: &str = "debuglab.pid";
+/// The label that names the service a container runs.
+pub const SERVICE_LABEL: &str = "debuglab.service";
+
+/// How long a normal exit waits for the watcher to remove the containers.
+const EXIT_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
+/// This process's session id: short, unique enough, and safe in database names.
+pub fn id() -> &'static str {
+    static ID: LazyLock<String> = LazyLock::new(|| {
+        let random: u32 = rand::random();
+        format!("{:x}{:06x}", std::process::id() & 0xffff, random & 0xff_ffff)
+    });
+    &ID
+}
+
+/// The labels a container of `service` started by this process carries.
+pub fn labels(service: Service) -> [(&'static str, String); 4] {
+    [
+        (LABEL, "true".to_owned()),
+        (SESSION_LABEL, id().to_owned()),
+        (PID_LABEL, std::process::id().to_string()),
+        (SERVICE_LABEL, service.id().to_owned()),
+    ]
+}
+
+struct Watcher {
+    child: Child,
+    /// Closing this (or the process dying) tells the watcher to clean up.
+    pipe: Option<ChildStdin>,
+}
+
+static WATCHER: Mutex<Option<Watcher>> = Mutex::new(None);
+
+/// The watcher's program. A line on the pipe means a normal exit: remove the
+/// session's containers once. End of file means the parent died: remove them,
+/// then once more a second later for a container whose creation was in flight.
+const WATCHER_SCRIPT: &str = r#"
+remove() {
+    ids=$(docker ps -aq --filter "label=$DEBUGLAB_SESSION_FILTER")
+    if [ -n "$ids" ]; then docker rm -f -v $ids >/dev/null 2>&1; fi
+}
+if read -r _line; then remove; else remove; sleep 1; remove; fi
+"#;
+
+/// Starts this session's watcher if it is not running yet.
+///
+/// Called before the first container is created. If the `docker` CLI is not
+/// installed the watcher cannot work; the harness then warns once and relies
+/// on the exit hook and `debuglab clean`.
+pub(crate) fn ensure_watcher() {
+    let mut watcher = WATCHER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if watcher.is_some() {
+        return;
+    }
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(WATCHER_SCRIPT)
+        .env("DEBUGLAB_SESSION_FILTER", format!("{SESSION_LABEL}={}", id()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    if which_docker_cli().is_none() {
+        tracing::warn!(
+            "the docker CLI is not installed: containers of a run that is killed will stay until `debuglab clean`"
+        );
+    }
+    match command.spawn() {
+        Ok(mut child) => {
+            let pipe = child.stdin.take();
+            *watcher = Some(Watcher { child, pipe });
+            register_exit_hook();
+        }
+        Err(error) => tracing::warn!("could not start the container watcher: {error}"),
+    }
+}
+
+fn which_docker_cli() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("docker"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Removes every container of this session now and waits (bounded) until it is done.
+///
+/// Safe to call more than once; containers started afterwards are not covered.
+/// The CLI calls it before exiting and on Ctrl-C; the exit hook calls it for
+/// everything else.
+pub fn remove_session_containers() {
+    let taken = WATCHER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let Some(mut watcher) = taken else { return };
+    if let Some(mut pipe) = watcher.pipe.take() {
+        // Any line (or EOF) starts the clean-up; the write may fail if the
+        // watcher is already gone, which is fine.
+        let _ = pipe.write_all(b"exit\n");
+    }
+    let started = Instant::now();
+    loop {
+        match watcher.child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if started.elapsed() > EXIT_CLEANUP_WAIT => {
+                tracing::warn!("container clean-up is taking long; it continues in the background");
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn register_exit_hook() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn at_exit() {
+        remove_session_containers();
+    }
+    REGISTERED.call_once(|| {
+        // SAFETY: `atexit` only records a function pointer; `at_exit` is an
+        // `extern "C"` function that never unwinds across the boundary.
+        unsafe {
+            libc::atexit(at_exit);
+        }
+    });
+}

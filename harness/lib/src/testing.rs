@@ -1,0 +1,77 @@
+//! Helpers for the tests of scenario crates.
+//!
+//! The tests of every scenario ask the same questions (does the buggy variant
+//! reproduce its symptom? does the fix hold?), so the questions live here, with
+//! failure messages that show the whole report.
+
+use tokio::sync::MutexGuard;
+
+use crate::postgres::{DatabaseTemplate, RunDatabase};
+use crate::report::{Outcome, Report};
+use crate::run::{run, take_turn, RunOptions};
+use crate::scenario::{Scenario, Variant};
+
+/// Runs `variant` of `scenario` with the options from the environment.
+///
+/// Panics with the harness's one-line error if the lab itself cannot run
+/// (Docker down, image missing): that is a broken test set-up, not a verdict.
+pub async fn run_variant(scenario: &dyn Scenario, variant: Variant) -> Report {
+    let options = RunOptions::from_env().unwrap_or_else(|error| panic!("{error}"));
+    match run(scenario, variant, &options).await {
+        Ok(report) => report,
+        Err(error) => panic!("debuglab could not run {} ({variant}): {error}", scenario.info().id),
+    }
+}
+
+/// Asserts that a buggy variant's report shows the symptom.
+pub fn assert_symptom_reproduced(report: &Report) {
+    assert_eq!(
+        report.outcome(),
+        Outcome::SymptomReproduced,
+        "expected the {} variant to reproduce the symptom, but the service was healthy:\n{}",
+        report.variant,
+        report.render_text(false)
+    );
+}
+
+/// Asserts that a fixed (or exercise) variant's report verifies the fix.
+pub fn assert_fix_verified(report: &Report) {
+    assert_eq!(
+        report.outcome(),
+        Outcome::FixVerified,
+        "expected the {} variant to meet the objective, but it did not:\n{}",
+        report.variant,
+        report.render_text(false)
+    );
+}
+
+/// A database for a test that works outside a scenario run (a property test, say).
+///
+/// It holds the process's turn, like a run does, so that its queries never
+/// disturb a run's timings. Call [`TestDatabase::close`] at the end; a
+/// database left by a panicking test goes away with the container.
+pub struct TestDatabase {
+    /// The database.
+    pub database: RunDatabase,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl TestDatabase {
+    /// A fresh database named after `label`, copied from `template` if given.
+    pub async fn create(label: &str, template: Option<&'static DatabaseTemplate>) -> TestDatabase {
+        let turn = take_turn().await;
+        let server = crate::postgres::server()
+            .await
+            .unwrap_or_else(|error| panic!("debuglab could not start PostgreSQL: {error}"));
+        let database = server
+            .create_database(label, template)
+            .await
+            .unwrap_or_else(|error| panic!("debuglab could not create a test database: {error}"));
+        TestDatabase { database, _turn: turn }
+    }
+
+    /// Drops the database and gives the turn back.
+    pub async fn close(self) {
+        self.database.drop_database().await;
+    }
+}
