@@ -419,7 +419,7 @@ impl RunDatabase {
                 detail: format!("invalid migrations: {error}"),
             })?;
         let mut conn = self.probe_connection().await?;
-        migrator.run(&mut conn).await.map_err(|error| HarnessError::Setup {
+        migrator.run_direct(&mut conn).await.map_err(|error| HarnessError::Setup {
             scenario: self.name().to_owned(),
             detail: format!("migration failed: {error}"),
         })

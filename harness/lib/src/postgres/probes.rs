@@ -220,6 +220,16 @@ impl RunDatabase {
             .collect())
     }
 
+    /// The definitions of the indexes on `table` (`CREATE INDEX … ON …`), by name.
+    pub async fn index_definitions(&self, table: &str) -> Result<Vec<String>> {
+        let mut conn = self.probe_connection().await?;
+        sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname")
+            .bind(table)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(HarnessError::postgres("reading pg_indexes"))
+    }
+
     /// The current end of the server log, to read what comes after it.
     ///
     /// `None` when the log cannot be read on this server.
