@@ -1,0 +1,183 @@
+//! `debuglab lab` and `debuglab bench`: every scenario, buggy and fixed.
+
+use debuglab_harness::report::format_number;
+use debuglab_harness::stats::median;
+use debuglab_harness::{Report, RunOptions, Scenario, Variant};
+use serde::Serialize;
+
+use crate::scenarios;
+
+/// Runs every scenario's buggy and fixed variants and prints a table (or the
+/// reports as JSON). Returns whether every variant behaved as it should.
+pub async fn lab(json: bool) -> anyhow::Result<bool> {
+    let options = RunOptions::from_env()?;
+    let mut reports = Vec::new();
+    for scenario in scenarios::all() {
+        for variant in [Variant::Buggy, Variant::Fixed] {
+            reports.push(debuglab_harness::run(scenario, variant, &options).await?);
+        }
+    }
+    let all_as_expected = reports.iter().all(|report| report.outcome().as_expected());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(all_as_expected);
+    }
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|report| {
+            let signal = signal_metric(&report.scenario);
+            vec![
+                report.scenario.clone(),
+                report.variant.to_string(),
+                if report.healthy { "healthy" } else { "unhealthy" }.to_owned(),
+                report.outcome().label().to_owned(),
+                format!("{:.1} s", report.duration_ms as f64 / 1000.0),
+                report
+                    .metric(signal)
+                    .map_or_else(|| "-".to_owned(), |value| format!("{signal} {}", format_number(value))),
+            ]
+        })
+        .collect();
+    print_table(&["scenario", "variant", "verdict", "outcome", "time", "signal"], &rows);
+    println!();
+    for report in &reports {
+        println!("{} ({}): {}", report.scenario, report.variant, report.summary);
+    }
+    println!();
+    if all_as_expected {
+        println!("every buggy variant reproduced its symptom and every fix was verified");
+    } else {
+        println!("some variants did not behave as expected: see the outcome column");
+    }
+    Ok(all_as_expected)
+}
+
+/// One scenario's figures in `debuglab bench`.
+#[derive(Debug, Serialize)]
+struct BenchRow {
+    scenario: &'static str,
+    runs: u32,
+    /// The warm-up run: starting containers and seeding included.
+    first_run_ms: u64,
+    buggy_median_ms: f64,
+    fixed_median_ms: f64,
+    signal_metric: &'static str,
+    buggy_signal: f64,
+    fixed_signal: f64,
+    /// How far apart buggy and fixed are on the signal metric.
+    signal_ratio: f64,
+    /// Runs whose outcome was not the expected one (should be 0).
+    unexpected_outcomes: usize,
+}
+
+/// Times every scenario's verdict over `runs` runs per variant and prints medians.
+pub async fn bench(runs: u32, json: bool) -> anyhow::Result<()> {
+    let options = RunOptions::from_env()?;
+    let mut rows = Vec::new();
+    for scenario in scenarios::all() {
+        rows.push(bench_scenario(scenario, runs, &options).await?);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.scenario.to_owned(),
+                row.runs.to_string(),
+                format!("{:.2} s", row.first_run_ms as f64 / 1000.0),
+                format!("{:.2} s", row.buggy_median_ms / 1000.0),
+                format!("{:.2} s", row.fixed_median_ms / 1000.0),
+                format!(
+                    "{} {} / {}",
+                    row.signal_metric,
+                    format_number(round(row.buggy_signal)),
+                    format_number(round(row.fixed_signal))
+                ),
+                format!("{:.0}x", row.signal_ratio),
+                row.unexpected_outcomes.to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["scenario", "runs", "first run", "buggy (median)", "fixed (median)", "signal buggy / fixed", "ratio", "unexpected"],
+        &table,
+    );
+    Ok(())
+}
+
+async fn bench_scenario(scenario: &'static dyn Scenario, runs: u32, options: &RunOptions) -> anyhow::Result<BenchRow> {
+    let info = scenario.info();
+    let first = debuglab_harness::run(scenario, Variant::Fixed, options).await?;
+    let mut unexpected = usize::from(!first.outcome().as_expected());
+    let mut timed = |reports: &[Report]| -> (f64, f64) {
+        unexpected += reports.iter().filter(|report| !report.outcome().as_expected()).count();
+        let durations: Vec<f64> = reports.iter().map(|report| report.duration_ms as f64).collect();
+        let signals: Vec<f64> = reports.iter().filter_map(|report| report.metric(info.signal_metric)).collect();
+        (median(&durations).unwrap_or(f64::NAN), median(&signals).unwrap_or(f64::NAN))
+    };
+    let mut buggy = Vec::new();
+    let mut fixed = Vec::new();
+    for _ in 0..runs {
+        buggy.push(debuglab_harness::run(scenario, Variant::Buggy, options).await?);
+        fixed.push(debuglab_harness::run(scenario, Variant::Fixed, options).await?);
+    }
+    let (buggy_median_ms, buggy_signal) = timed(&buggy);
+    let (fixed_median_ms, fixed_signal) = timed(&fixed);
+    Ok(BenchRow {
+        scenario: info.id,
+        runs,
+        first_run_ms: first.duration_ms,
+        buggy_median_ms,
+        fixed_median_ms,
+        signal_metric: info.signal_metric,
+        buggy_signal,
+        fixed_signal,
+        signal_ratio: signal_ratio(buggy_signal, fixed_signal),
+        unexpected_outcomes: unexpected,
+    })
+}
+
+/// The larger of the two signals over the smaller: how clearly they differ.
+fn signal_ratio(buggy: f64, fixed: f64) -> f64 {
+    let (high, low) = if buggy >= fixed { (buggy, fixed) } else { (fixed, buggy) };
+    if low > 0.0 {
+        high / low
+    } else {
+        high / 1.0
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn signal_metric(scenario: &str) -> &'static str {
+    scenarios::find(scenario).map_or("", |scenario| scenario.info().signal_metric)
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(headers.to_vec()));
+    println!("{}", line(widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    for row in rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
