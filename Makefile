@@ -1,0 +1,38 @@
+# debuglab — the two commands a new user needs are `make lab` and `make test`.
+
+CARGO ?= cargo
+RUNS ?= 5
+
+.PHONY: all lab test images bench clean help
+
+help:
+	@echo "make lab      run every scenario's buggy and fixed variants and print a summary"
+	@echo "make test     run the whole test suite (builds the offline images if needed)"
+	@echo "make images   build the offline PostgreSQL and Redis images from Debian packages (FORCE=1 rebuilds)"
+	@echo "make bench    median time to verdict per scenario and variant (RUNS=$(RUNS))"
+	@echo "make clean    remove debuglab containers, state and build output"
+
+all: test
+
+# The main job: see every bug reproduce and every fix verified.
+lab:
+	@bash harness/scripts/ensure-images.sh
+	$(CARGO) run --quiet -p debuglab -- lab
+
+test:
+	@bash harness/scripts/ensure-images.sh
+	$(CARGO) test --workspace
+	@bash harness/scripts/check-no-leftovers.sh
+
+images:
+	bash harness/images/build.sh $(if $(FORCE),--force)
+
+bench:
+	@bash harness/scripts/ensure-images.sh
+	$(CARGO) run --quiet -p debuglab -- bench --runs $(RUNS)
+
+clean:
+	-@ids=$$(docker ps -aq --filter label=debuglab 2>/dev/null); \
+	  if [ -n "$$ids" ]; then docker rm -f -v $$ids >/dev/null && echo "removed debuglab containers"; fi
+	rm -rf .debuglab
+	$(CARGO) clean
