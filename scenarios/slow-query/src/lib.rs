@@ -391,7 +391,7 @@ fn verdict(judged: Judged<'_>) -> Verdict {
         problems.push("no request finished".to_owned());
     }
     if judged.p95 > P95_OBJECTIVE_MS {
-        problems.push(format!("p95 latency {:.1} ms is over the {P95_OBJECTIVE_MS} ms objective", judged.p95));
+        problems.push(format!("the p95 latency {:.1} ms is over the {P95_OBJECTIVE_MS} ms objective", judged.p95));
     }
     match judged.plan {
         Some(plan) if !judged.reads_through_index => problems.push(format!(
