@@ -27,6 +27,7 @@ pub mod redact;
 pub mod redis;
 pub mod report;
 pub mod run;
+pub mod sampler;
 pub mod scenario;
 pub mod service;
 pub mod session;

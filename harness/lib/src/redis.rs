@@ -199,8 +199,11 @@ impl RunRedis {
 
     /// Builds the `deadpool-redis` pool the variant under test uses; its size
     /// and wait timeout come from the scenario's workload, never the variant.
-    pub fn pool(&self, settings: PoolSettings) -> Result<Pool> {
-        deadpool_redis::Config::from_connection_info(self.connection_info())
+    ///
+    /// The pool starts warm, every connection open, as in a service that has
+    /// been running for a while.
+    pub async fn pool(&self, settings: PoolSettings) -> Result<Pool> {
+        let pool = deadpool_redis::Config::from_connection_info(self.connection_info())
             .builder()
             .map_err(HarnessError::redis("configuring the run's pool"))?
             .max_size(settings.max_connections as usize)
@@ -208,7 +211,12 @@ impl RunRedis {
             .create_timeout(Some(Duration::from_secs(5)))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(HarnessError::redis("building the run's pool"))
+            .map_err(HarnessError::redis("building the run's pool"))?;
+        let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.get()))
+            .await
+            .map_err(HarnessError::redis("warming up the run's pool"))?;
+        drop(warm);
+        Ok(pool)
     }
 
     /// A connection for the harness's own commands, named so that client counts leave it out.

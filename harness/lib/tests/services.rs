@@ -68,7 +68,7 @@ async fn redis_runs_lease_separate_databases() {
     let second = server.lease_database().await.unwrap();
     assert_ne!(first.db(), second.db());
 
-    let pool = first.pool(SMALL_POOL).unwrap();
+    let pool = first.pool(SMALL_POOL).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     deadpool_redis::redis::cmd("SET").arg("k").arg("v").query_async::<()>(&mut *conn).await.unwrap();
     drop(conn);

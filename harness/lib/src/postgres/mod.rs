@@ -377,13 +377,22 @@ impl RunDatabase {
     ///
     /// Its size and acquire timeout come from the scenario's workload, never
     /// from the variant, so a "fix" that only enlarges the pool is impossible.
+    ///
+    /// The pool starts warm, every connection open, like the pool of a service
+    /// that has been running for a while: connecting is not part of what a
+    /// run measures.
     pub async fn pool(&self, settings: PoolSettings) -> Result<PgPool> {
-        PgPoolOptions::new()
+        let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(self.inner.options.clone())
             .await
-            .map_err(HarnessError::postgres("opening the run's pool"))
+            .map_err(HarnessError::postgres("opening the run's pool"))?;
+        let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.acquire()))
+            .await
+            .map_err(HarnessError::postgres("warming up the run's pool"))?;
+        drop(warm);
+        Ok(pool)
     }
 
     /// A connection for the harness's own queries: not counted by
