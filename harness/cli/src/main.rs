@@ -58,6 +58,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Internal: one replica process of a scenario that runs several.
+    #[command(name = "__replica", hide = true)]
+    Replica {
+        /// The replica's own arguments, after `--`.
+        #[arg(raw = true)]
+        args: Vec<String>,
+    },
     /// Remove containers left behind by debuglab runs that were killed.
     Clean {
         /// Also remove containers of debuglab processes that are still running.
@@ -98,6 +105,14 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     terminal::init_logging(cli.verbose);
+    if let Command::Replica { args } = cli.command {
+        let scenario = std::env::var(debuglab_harness::replica::SCENARIO_ENV).unwrap_or_default();
+        return scenarios::replica_main(&scenario, args);
+    }
+    // Scenarios with replicas start them as `debuglab __replica -- …`.
+    if let Ok(program) = std::env::current_exe() {
+        debuglab_harness::replica::set_program(program, &["__replica", "--"]);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -191,6 +206,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             lab::bench(runs, format == Format::Json).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replica { .. } => unreachable!("replicas are dispatched before the runtime starts"),
         Command::Clean { all } => {
             let summary = debuglab_harness::docker::remove_leftover_containers(all).await?;
             println!("removed {} debuglab container(s)", summary.removed.len());

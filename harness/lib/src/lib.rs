@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod progress;
 pub mod redact;
 pub mod redis;
+pub mod replica;
 pub mod report;
 pub mod run;
 pub mod sampler;

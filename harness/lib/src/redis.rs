@@ -197,6 +197,22 @@ impl RunRedis {
         info
     }
 
+    /// The database's connection URL, password included: for replica
+    /// processes (pass it in the environment; the password is a registered secret).
+    pub fn url(&self) -> String {
+        let info = self.connection_info();
+        let (host, port) = match &info.addr {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+            ConnectionAddr::Unix(path) => return format!("redis+unix://{}?db={}", path.display(), info.redis.db),
+        };
+        let auth = match (&info.redis.username, &info.redis.password) {
+            (Some(user), Some(password)) => format!("{user}:{password}@"),
+            (None, Some(password)) => format!(":{password}@"),
+            _ => String::new(),
+        };
+        format!("redis://{auth}{host}:{port}/{}", info.redis.db)
+    }
+
     /// Builds the `deadpool-redis` pool the variant under test uses; its size
     /// and wait timeout come from the scenario's workload, never the variant.
     ///

@@ -116,6 +116,8 @@ struct Capabilities {
 /// The PostgreSQL server this process uses.
 pub struct PostgresServer {
     base_options: PgConnectOptions,
+    /// `postgres://user:password@host:port`, for replica processes (see [`RunDatabase::url`]).
+    url_base: String,
     description: String,
     capabilities: Capabilities,
     templates: Mutex<HashMap<&'static str, Arc<OnceCell<String>>>>,
@@ -136,14 +138,14 @@ pub async fn server() -> Result<&'static PostgresServer> {
 
 impl PostgresServer {
     async fn start() -> Result<PostgresServer> {
-        let (base_options, description, container) = match env_setting(Service::Postgres.url_env_var()) {
+        let (base_options, url_base, description, container) = match env_setting(Service::Postgres.url_env_var()) {
             Some(url) => {
                 register_url_password(&url);
                 let options = PgConnectOptions::from_str(&url).map_err(|error| HarnessError::InvalidSetting {
                     var: "DEBUGLAB_POSTGRES_URL",
                     detail: redact::redact(&error.to_string()),
                 })?;
-                (options, format!("the server at {}", redact::redact(&url)), None)
+                (options, url_base_of(&url), format!("the server at {}", redact::redact(&url)), None)
             }
             None => {
                 let password = random_password();
@@ -166,7 +168,8 @@ impl PostgresServer {
                     .password(&password)
                     .database("postgres");
                 let description = format!("{} on {}:{}", container.image, container.host, container.port);
-                (options, description, Some(container))
+                let url_base = format!("postgres://postgres:{password}@{}:{}", container.host, container.port);
+                (options, url_base, description, Some(container))
             }
         };
         // The harness's own statements are noise in a learner's log output.
@@ -178,6 +181,7 @@ impl PostgresServer {
         tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
         Ok(PostgresServer {
             base_options,
+            url_base,
             description,
             capabilities,
             templates: Mutex::new(HashMap::new()),
@@ -373,6 +377,13 @@ impl RunDatabase {
         &self.inner.name
     }
 
+    /// The database's connection URL, password included: for replica
+    /// processes of the service (pass it in the environment, never in
+    /// arguments; it is a registered secret, so reports mask it).
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.inner.server.url_base, self.name())
+    }
+
     /// Builds the pool the variant under test uses.
     ///
     /// Its size and acquire timeout come from the scenario's workload, never
@@ -467,6 +478,13 @@ impl RunDatabase {
     }
 }
 
+/// `scheme://user:password@host:port` of a URL: what is left without its path and query.
+fn url_base_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
+}
+
 /// A random password of 24 letters and digits.
 fn random_password() -> String {
     use rand::distr::{Alphanumeric, SampleString};
@@ -517,6 +535,12 @@ mod tests {
             ..concurrent
         };
         assert!(!plain.to_sqlx().no_tx);
+    }
+
+    #[test]
+    fn url_bases_drop_path_and_query() {
+        assert_eq!(url_base_of("postgres://u:p@db:5432/app?sslmode=disable"), "postgres://u:p@db:5432");
+        assert_eq!(url_base_of("postgres://db"), "postgres://db");
     }
 
     #[test]

@@ -220,6 +220,28 @@ impl RunDatabase {
             .collect())
     }
 
+    /// How many lock requests in this database are waiting right now (`pg_locks`).
+    pub async fn lock_waits(&self) -> Result<i64> {
+        let mut conn = self.probe_connection().await?;
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+             WHERE NOT l.granted AND a.datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_locks"))
+    }
+
+    /// Transactions committed and rolled back in this database so far
+    /// (`pg_stat_database`; updated when transactions end, so read it after the work).
+    pub async fn transaction_counts(&self) -> Result<(i64, i64)> {
+        let mut conn = self.probe_connection().await?;
+        sqlx::query_as("SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::postgres("reading pg_stat_database"))
+    }
+
     /// The definitions of the indexes on `table` (`CREATE INDEX … ON …`), by name.
     pub async fn index_definitions(&self, table: &str) -> Result<Vec<String>> {
         let mut conn = self.probe_connection().await?;
