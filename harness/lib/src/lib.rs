@@ -19,6 +19,7 @@
 //!
 //! A scenario implements [`Scenario`]; [`run()`] runs one of its variants.
 
+pub mod alloc;
 pub mod docker;
 pub mod error;
 pub mod postgres;

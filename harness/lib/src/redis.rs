@@ -91,6 +91,7 @@ impl RedisServer {
                 (info, description, Some(container))
             }
         };
+        raise_open_file_limit();
         let mut conn = connect_when_ready(&base, &description).await?;
         // Servers that forbid CONFIG (managed Redis) have the default 16 databases.
         let databases: i64 = redis::cmd("CONFIG")
@@ -138,6 +139,20 @@ impl RedisServer {
                 return Ok(run);
             }
             tracing::warn!(db, "Redis database {db} is not empty; the lab leaves it alone");
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit: a
+/// scenario that leaks connections on purpose must show the leak as evidence,
+/// not die of "too many open files" on a laptop whose default is 256 or 1024.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max.min(65_536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }
@@ -288,6 +303,32 @@ impl RunRedis {
             .collect())
     }
 
+    /// A plain client for this run's database, for what a pool cannot do
+    /// (pub/sub needs a connection of its own).
+    pub fn client(&self) -> Result<redis::Client> {
+        redis::Client::open(redis::ConnectionInfo::from(self.connection_info()))
+            .map_err(HarnessError::redis("configuring a client"))
+    }
+
+    /// Closes every connection to this run's database except the harness's
+    /// own probes (`CLIENT KILL ID`); returns how many were closed.
+    pub async fn disconnect_clients(&self) -> Result<usize> {
+        let ids: Vec<String> = self
+            .clients()
+            .await?
+            .iter()
+            .filter_map(|line| line.split(' ').find_map(|field| field.strip_prefix("id=")).map(str::to_owned))
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.probe_connection().await?;
+        for id in &ids {
+            let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut conn).await;
+        }
+        Ok(ids.len())
+    }
+
     /// The newest `count` entries of `SLOWLOG GET`, one line each.
     pub async fn slowlog(&self, count: usize) -> Result<Vec<String>> {
         let mut conn = self.probe_connection().await?;
@@ -311,7 +352,13 @@ impl RunRedis {
     }
 
     /// Flushes the database and gives its index back for another run.
+    ///
+    /// Connections the run left open to the database (a leaked subscriber,
+    /// say) are closed first, so they cannot outlive the run.
     pub async fn release(&self) {
+        if let Err(error) = self.disconnect_clients().await {
+            tracing::warn!("{error}");
+        }
         let flushed = async {
             let mut conn = self.probe_connection().await?;
             conn.flushdb::<()>().await.map_err(HarnessError::redis("flushing the run's database"))
