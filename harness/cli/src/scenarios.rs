@@ -4,7 +4,7 @@ use debuglab_harness::Scenario;
 
 /// All scenarios, easiest first.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&slow_query::SCENARIO, &pool_exhaustion::SCENARIO, &race_condition::SCENARIO, &listener_leak::SCENARIO]
+    vec![&slow_query::SCENARIO, &pool_exhaustion::SCENARIO, &race_condition::SCENARIO, &listener_leak::SCENARIO, &unbounded_cache::SCENARIO]
 }
 
 /// The scenario called `id`, or a one-line error that lists the known ids.

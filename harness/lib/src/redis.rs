@@ -329,6 +329,41 @@ impl RunRedis {
         Ok(ids.len())
     }
 
+    /// Up to `limit` keys matching `pattern` (`SCAN … MATCH`) with their
+    /// remaining time to live in milliseconds (`PTTL`: -1 means no expiry).
+    pub async fn key_ttls(&self, pattern: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+        let mut conn = self.probe_connection().await?;
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(HarnessError::redis("scanning keys"))?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                break;
+            }
+        }
+        keys.truncate(limit);
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(HarnessError::redis("reading PTTL"))?;
+            out.push((key, ttl));
+        }
+        Ok(out)
+    }
+
     /// The newest `count` entries of `SLOWLOG GET`, one line each.
     pub async fn slowlog(&self, count: usize) -> Result<Vec<String>> {
         let mut conn = self.probe_connection().await?;
