@@ -5,7 +5,9 @@
 //! the lab cannot run, 130 after Ctrl-C.
 
 mod lab;
+mod learner;
 mod scenarios;
+mod state;
 mod terminal;
 
 use std::process::ExitCode;
@@ -27,12 +29,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// List the scenarios.
+    /// List the scenarios, in the suggested order, with your progress.
     List {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Run one variant of a scenario and print its report.
+    /// Run one variant of a scenario (your exercise by default) and print its report.
     Run {
         /// The scenario's id (see `debuglab list`).
         scenario: String,
@@ -44,6 +46,36 @@ enum Command {
         /// Seed for the workload's random choices (replays a run).
         #[arg(long)]
         seed: Option<u64>,
+        /// Leave the services running to investigate with psql and redis-cli (until `debuglab clean`).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Check your exercise: exits 0 once it is fixed.
+    Check {
+        /// The scenario's id.
+        scenario: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show the next hint for a scenario (gentle first, explicit last).
+    Hint {
+        /// The scenario's id.
+        scenario: String,
+    },
+    /// Re-check your exercise every time you save it.
+    Watch {
+        /// The scenario's id (default: the first one not fixed yet).
+        scenario: Option<String>,
+    },
+    /// Put your exercise back to its starting copy (yours is kept as a backup).
+    Reset {
+        /// The scenario's id.
+        scenario: String,
+    },
+    /// Show your progress through the scenarios.
+    Progress {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Run every scenario's buggy and fixed variants and print a summary table.
     Lab {
@@ -181,19 +213,53 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             variant,
             format,
             seed,
+            keep,
         } => {
             let scenario = scenarios::find(&scenario)?;
+            let variant = Variant::from(variant);
+            if variant == Variant::Exercise {
+                learner::warn_if_stale(scenario.info().id);
+            }
             terminal::Spinners::install_if_terminal();
             let mut options = RunOptions::from_env()?;
             if seed.is_some() {
                 options.seed = seed;
             }
-            let report = debuglab_harness::run(scenario, variant.into(), &options).await?;
+            options.keep = keep;
+            let (report, kept) = debuglab_harness::run_and_keep(scenario, variant, &options).await?;
+            learner::record_run(&report)?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 Format::Text => print!("{}", report.render_text(terminal::stdout_color())),
             }
+            if keep {
+                learner::print_kept(&kept);
+            }
             // The run completed: the verdict is in the report, not the exit code.
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { scenario, format } => {
+            let scenario = scenarios::find(&scenario)?;
+            terminal::Spinners::install_if_terminal();
+            learner::check(scenario, format == Format::Json).await
+        }
+        Command::Hint { scenario } => {
+            learner::hint(scenarios::find(&scenario)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch { scenario } => {
+            let scenario = match scenario {
+                Some(id) => scenarios::find(&id)?,
+                None => learner::next_unfixed()?,
+            };
+            learner::watch(scenario).await
+        }
+        Command::Reset { scenario } => {
+            learner::reset(scenarios::find(&scenario)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Progress { format } => {
+            learner::progress(format == Format::Json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lab { format } => {
@@ -223,16 +289,32 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn list(format: Format) -> anyhow::Result<()> {
+    let state = state::State::load()?;
     let infos: Vec<_> = scenarios::all().iter().map(|scenario| scenario.info()).collect();
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&infos)?),
+        Format::Json => {
+            let items: Vec<serde_json::Value> = infos
+                .iter()
+                .enumerate()
+                .map(|(index, info)| {
+                    let mut item = serde_json::to_value(info).expect("scenario info serialises");
+                    item["order"] = serde_json::json!(index + 1);
+                    item["status"] = serde_json::to_value(state.of(info.id).status()).expect("status serialises");
+                    item
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&items)?);
+        }
         Format::Text => {
             let width = infos.iter().map(|info| info.id.len()).max().unwrap_or(0);
-            for info in infos {
+            for (index, info) in infos.iter().enumerate() {
                 let services: Vec<&str> = info.services.iter().map(|service| service.id()).collect();
-                println!("{:<width$}  {} [{}]", info.id, info.title, services.join(", "));
-                println!("{:<width$}  {}", "", info.summary);
+                let status = state.of(info.id).status().label();
+                println!("{}. {:<width$}  {:<13} {} [{}]", index + 1, info.id, status, info.title, services.join(", "));
+                println!("   {:<width$}  {}", "", info.summary);
             }
+            println!("
+Start with `debuglab run <id>` to see the symptom; `debuglab hint <id>` when stuck.");
         }
     }
     Ok(())

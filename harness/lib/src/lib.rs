@@ -41,7 +41,7 @@ use std::time::Duration;
 
 pub use error::{HarnessError, Result};
 pub use report::{Outcome, Report};
-pub use run::{run, RunContext, RunOptions};
+pub use run::{run, run_and_keep, Kept, RunContext, RunOptions};
 pub use scenario::{Scenario, ScenarioInfo, Variant, Verdict};
 pub use service::Service;
 

@@ -77,7 +77,9 @@ impl RedisServer {
                 let container = start_container(ContainerSpec {
                     service: Service::Redis,
                     cmd: cmd.iter().map(|s| (*s).to_owned()).collect(),
-                    env: Vec::new(),
+                    // redis-cli reads REDISCLI_AUTH: `docker exec … redis-cli`
+                    // then works without a password on the command line.
+                    env: vec![("REDISCLI_AUTH".to_owned(), password.clone())],
                 })
                 .await?;
                 let info = ConnectionInfo {
@@ -116,6 +118,11 @@ impl RedisServer {
     /// Where the server is, with any password masked.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The id of the server's container; `None` for a server named by URL.
+    pub fn container_id(&self) -> Option<&str> {
+        self.container.as_ref().map(|container| container.id.as_str())
     }
 
     /// Leases a database index no other run uses until it is released.

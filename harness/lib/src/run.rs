@@ -24,6 +24,9 @@ pub struct RunOptions {
     pub budget: Duration,
     /// Seed for the workload's random choices; random when `None`.
     pub seed: Option<u64>,
+    /// Leave the run's databases and the containers in place for
+    /// investigation ([`Kept`] says where), instead of removing them.
+    pub keep: bool,
 }
 
 impl RunOptions {
@@ -42,6 +45,7 @@ impl RunOptions {
         Ok(RunOptions {
             budget: parse("DEBUGLAB_RUN_BUDGET_SECS")?.map_or(DEFAULT_RUN_BUDGET, Duration::from_secs),
             seed: parse("DEBUGLAB_SEED")?,
+            keep: false,
         })
     }
 }
@@ -51,6 +55,7 @@ impl Default for RunOptions {
         RunOptions {
             budget: DEFAULT_RUN_BUDGET,
             seed: None,
+            keep: false,
         }
     }
 }
@@ -180,6 +185,31 @@ impl RunContext {
         }
     }
 
+    async fn kept(&self) -> Kept {
+        let mut kept = Kept::default();
+        let databases = self.databases.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !databases.is_empty() {
+            let server = crate::postgres::server().await.ok();
+            for database in databases {
+                kept.postgres.push(KeptDatabase {
+                    container_id: server.and_then(|server| server.container_id()).map(str::to_owned),
+                    name: database.name().to_owned(),
+                });
+            }
+        }
+        let redis_databases = self.redis_databases.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !redis_databases.is_empty() {
+            let server = crate::redis::server().await.ok();
+            for redis in redis_databases {
+                kept.redis.push(KeptRedis {
+                    container_id: server.and_then(|server| server.container_id()).map(str::to_owned),
+                    db: redis.db(),
+                });
+            }
+        }
+        kept
+    }
+
     fn into_report(self, verdict: Verdict, duration: Duration) -> Report {
         let findings = self.findings.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         let redact = crate::redact::redact;
@@ -193,6 +223,33 @@ impl RunContext {
             evidence: findings.evidence.iter().map(|line| redact(line)).collect(),
         }
     }
+}
+
+/// What a run left in place with [`RunOptions::keep`].
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    /// The run's PostgreSQL databases.
+    pub postgres: Vec<KeptDatabase>,
+    /// The run's Redis databases.
+    pub redis: Vec<KeptRedis>,
+}
+
+/// A PostgreSQL database left for investigation.
+#[derive(Clone, Debug)]
+pub struct KeptDatabase {
+    /// The container it lives in (`None` for a server named by URL).
+    pub container_id: Option<String>,
+    /// The database's name.
+    pub name: String,
+}
+
+/// A Redis database left for investigation.
+#[derive(Clone, Debug)]
+pub struct KeptRedis {
+    /// The container it lives in (`None` for a server named by URL).
+    pub container_id: Option<String>,
+    /// The database index.
+    pub db: i64,
 }
 
 /// Runs in one process take turns: one run's load must never show up in
@@ -213,16 +270,28 @@ pub async fn take_turn() -> tokio::sync::MutexGuard<'static, ()> {
 /// report says so. Errors are reserved for problems with the lab itself
 /// (Docker unreachable, an image missing, a failing seed).
 pub async fn run(scenario: &dyn Scenario, variant: Variant, options: &RunOptions) -> Result<Report> {
+    run_and_keep(scenario, variant, options).await.map(|(report, _)| report)
+}
+
+/// [`run`], also saying what was left in place when `options.keep` is set
+/// (nothing otherwise).
+pub async fn run_and_keep(scenario: &dyn Scenario, variant: Variant, options: &RunOptions) -> Result<(Report, Kept)> {
     let info = scenario.info();
     let _turn = take_turn().await;
     let started = Instant::now();
     let ctx = RunContext::new(info, variant, options);
     tracing::info!(scenario = info.id, %variant, seed = ctx.seed, "run started");
     let outcome = tokio::time::timeout(options.budget, scenario.run(&ctx)).await;
-    // Releasing is bounded too: a wedged server must not hang the process.
-    if tokio::time::timeout(Duration::from_secs(30), ctx.release_resources()).await.is_err() {
-        tracing::warn!("releasing the run's databases took over 30 s; leaving them to the container's removal");
-    }
+    let kept = if options.keep {
+        crate::session::keep_containers();
+        ctx.kept().await
+    } else {
+        // Releasing is bounded too: a wedged server must not hang the process.
+        if tokio::time::timeout(Duration::from_secs(30), ctx.release_resources()).await.is_err() {
+            tracing::warn!("releasing the run's databases took over 30 s; leaving them to the container's removal");
+        }
+        Kept::default()
+    };
     let verdict = match outcome {
         Ok(Ok(verdict)) => verdict,
         Ok(Err(error)) => return Err(error),
@@ -238,5 +307,5 @@ pub async fn run(scenario: &dyn Scenario, variant: Variant, options: &RunOptions
     };
     let report = ctx.into_report(verdict, started.elapsed());
     tracing::info!(scenario = info.id, %variant, healthy = report.healthy, duration_ms = report.duration_ms, "run finished");
-    Ok(report)
+    Ok((report, kept))
 }

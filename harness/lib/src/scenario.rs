@@ -71,6 +71,27 @@ pub struct ScenarioInfo {
     /// The metric whose buggy/fixed ratio shows how clear the signal is (`make bench`).
     #[serde(skip)]
     pub signal_metric: &'static str,
+    /// The scenario's README (symptom, investigation, hints, fix); the CLI
+    /// reads the hints from it, so README and `debuglab hint` never disagree.
+    #[serde(skip)]
+    pub readme: &'static str,
+}
+
+impl ScenarioInfo {
+    /// The README's hints, gentle to explicit: the text of each
+    /// `<details><summary>Hint …</summary> … </details>` block.
+    pub fn hints(&self) -> Vec<String> {
+        let mut hints = Vec::new();
+        let mut rest = self.readme;
+        while let Some(start) = rest.find("<details><summary>Hint") {
+            let after = &rest[start..];
+            let Some(body_start) = after.find("</summary>").map(|at| at + "</summary>".len()) else { break };
+            let Some(body_end) = after.find("</details>") else { break };
+            hints.push(after[body_start..body_end].trim().to_owned());
+            rest = &after[body_end..];
+        }
+        hints
+    }
 }
 
 /// What a scenario concludes from one run; the harness turns it into a [`crate::Report`].
@@ -94,4 +115,22 @@ pub trait Scenario: Send + Sync {
 
     /// Runs one variant and judges it.
     fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<Verdict>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_read_from_the_readme() {
+        let info = ScenarioInfo {
+            id: "x",
+            title: "X",
+            summary: "x",
+            services: &[],
+            signal_metric: "m",
+            readme: "# X\n<details><summary>Hint 1 (gentle)</summary>\n\nLook.\n</details>\n\n<details><summary>Hint 2</summary>\nCloser.\n</details>",
+        };
+        assert_eq!(info.hints(), vec!["Look.".to_owned(), "Closer.".to_owned()]);
+    }
 }

@@ -108,6 +108,8 @@ pub(crate) struct ServiceContainer {
     pub port: u16,
     /// The image the container runs.
     pub image: String,
+    /// Docker's id of the container.
+    pub id: String,
     /// Kept so the container is not removed; statics are never dropped, and the
     /// session watcher removes the container when the process ends.
     _handle: ContainerAsync<GenericImage>,
@@ -164,6 +166,7 @@ async fn start_container_inner(spec: ContainerSpec) -> Result<ServiceContainer> 
     drop(step);
     tracing::info!(%service, %image, container = handle.id(), %host, port, "container started");
     Ok(ServiceContainer {
+        id: handle.id().to_owned(),
         host,
         port,
         image,

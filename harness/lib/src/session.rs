@@ -61,14 +61,19 @@ struct Watcher {
 static WATCHER: Mutex<Option<Watcher>> = Mutex::new(None);
 
 /// The watcher's program. A line on the pipe means a normal exit: remove the
-/// session's containers once. End of file means the parent died: remove them,
-/// then once more a second later for a container whose creation was in flight.
+/// session's containers once (or, for the line `keep`, leave them). End of
+/// file means the parent died: remove them, then once more a second later for
+/// a container whose creation was in flight.
 const WATCHER_SCRIPT: &str = r#"
 remove() {
     ids=$(docker ps -aq --filter "label=$DEBUGLAB_SESSION_FILTER")
     if [ -n "$ids" ]; then docker rm -f -v $ids >/dev/null 2>&1; fi
 }
-if read -r _line; then remove; else remove; sleep 1; remove; fi
+if read -r line; then
+    [ "$line" = keep ] || remove
+else
+    remove; sleep 1; remove
+fi
 "#;
 
 /// Starts this session's watcher if it is not running yet.
@@ -140,6 +145,17 @@ pub fn remove_session_containers() {
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
+}
+
+/// Leaves this session's containers running after the process ends, for
+/// investigation (`debuglab run --keep`); `debuglab clean` removes them later.
+pub fn keep_containers() {
+    let taken = WATCHER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let Some(mut watcher) = taken else { return };
+    if let Some(mut pipe) = watcher.pipe.take() {
+        let _ = pipe.write_all(b"keep\n");
+    }
+    let _ = watcher.child.wait();
 }
 
 fn register_exit_hook() {

@@ -143,6 +143,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Each request registers a listener and a Redis subscriber that are never removed: memory and tasks grow forever.",
     services: &[Service::Redis],
     signal_metric: "heap_bytes_per_1000",
+    readme: include_str!("../README.md"),
 };
 
 /// The listener-leak scenario.

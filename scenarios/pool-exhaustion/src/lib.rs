@@ -156,6 +156,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Checkout holds its pooled connections across a slow payment call; under load the pools run dry.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "pool_timeouts",
+    readme: include_str!("../README.md"),
 };
 
 /// The pool-exhaustion scenario.

@@ -382,6 +382,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Read, await, write: replicas overwrite each other's likes and tips, and updates are lost.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "lost_updates",
+    readme: include_str!("../README.md"),
 };
 
 /// The race-condition scenario.

@@ -93,6 +93,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Order history reads a million rows to return ten: a Seq Scan where an index belongs.",
     services: &[Service::Postgres],
     signal_metric: "p50_ms",
+    readme: include_str!("../README.md"),
 };
 
 /// The slow-query scenario.

@@ -202,6 +202,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "A page cache with no size limit and no expiry, in the process and in Redis, grows with every new product viewed.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "cache_entries_end",
+    readme: include_str!("../README.md"),
 };
 
 /// The unbounded-cache scenario.

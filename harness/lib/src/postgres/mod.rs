@@ -196,6 +196,11 @@ impl PostgresServer {
         &self.description
     }
 
+    /// The id of the server's container; `None` for a server named by URL.
+    pub fn container_id(&self) -> Option<&str> {
+        self._container.as_ref().map(|container| container.id.as_str())
+    }
+
     /// A connection to the server's maintenance database, for the harness's own use.
     async fn admin(&self) -> Result<PgConnection> {
         self.base_options
