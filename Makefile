@@ -3,13 +3,14 @@
 CARGO ?= cargo
 RUNS ?= 5
 
-.PHONY: all lab test images bench clean help
+.PHONY: all lab test images bench docs clean help
 
 help:
 	@echo "make lab      run every scenario's buggy and fixed variants and print a summary"
 	@echo "make test     run the whole test suite (builds the offline images if needed)"
 	@echo "make images   build the offline PostgreSQL and Redis images from Debian packages (FORCE=1 rebuilds)"
 	@echo "make bench    median time to verdict per scenario and variant (RUNS=$(RUNS))"
+	@echo "make docs     build the book (mdbook build docs) into docs/book"
 	@echo "make clean    remove debuglab containers, state and build output"
 
 all: test
@@ -31,8 +32,12 @@ bench:
 	@bash harness/scripts/ensure-images.sh
 	$(CARGO) run --quiet -p debuglab -- bench --runs $(RUNS)
 
+docs:
+	@command -v mdbook >/dev/null 2>&1 || { echo "mdbook is not installed: cargo install mdbook --locked --version '^0.4'" >&2; exit 1; }
+	mdbook build docs
+
 clean:
 	-@ids=$$(docker ps -aq --filter label=debuglab 2>/dev/null); \
 	  if [ -n "$$ids" ]; then docker rm -f -v $$ids >/dev/null && echo "removed debuglab containers"; fi
-	rm -rf .debuglab
+	rm -rf .debuglab docs/book
 	$(CARGO) clean
