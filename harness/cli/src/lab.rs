@@ -64,8 +64,9 @@ struct BenchRow {
     signal_metric: &'static str,
     buggy_signal: f64,
     fixed_signal: f64,
-    /// How far apart buggy and fixed are on the signal metric.
-    signal_ratio: f64,
+    /// How far apart buggy and fixed are on the signal metric; `None` when
+    /// one side is zero (the ratio is unbounded: the best case).
+    signal_ratio: Option<f64>,
     /// Runs whose outcome was not the expected one (should be 0).
     unexpected_outcomes: usize,
 }
@@ -96,7 +97,7 @@ pub async fn bench(runs: u32, json: bool) -> anyhow::Result<()> {
                     format_number(round(row.buggy_signal)),
                     format_number(round(row.fixed_signal))
                 ),
-                format!("{:.0}x", row.signal_ratio),
+                row.signal_ratio.map_or_else(|| "∞ (one side 0)".to_owned(), |ratio| format!("{ratio:.0}x")),
                 row.unexpected_outcomes.to_string(),
             ]
         })
@@ -141,13 +142,9 @@ async fn bench_scenario(scenario: &'static dyn Scenario, runs: u32, options: &Ru
 }
 
 /// The larger of the two signals over the smaller: how clearly they differ.
-fn signal_ratio(buggy: f64, fixed: f64) -> f64 {
-    let (high, low) = if buggy >= fixed { (buggy, fixed) } else { (fixed, buggy) };
-    if low > 0.0 {
-        high / low
-    } else {
-        high / 1.0
-    }
+fn signal_ratio(buggy: f64, fixed: f64) -> Option<f64> {
+    let (high, low) = if buggy.abs() >= fixed.abs() { (buggy.abs(), fixed.abs()) } else { (fixed.abs(), buggy.abs()) };
+    (low > 0.0).then(|| high / low)
 }
 
 fn round(value: f64) -> f64 {

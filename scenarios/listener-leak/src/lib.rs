@@ -142,7 +142,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     title: "Listener leak",
     summary: "Each request registers a listener and a Redis subscriber that are never removed: memory and tasks grow forever.",
     services: &[Service::Redis],
-    signal_metric: "heap_bytes_per_1000",
+    signal_metric: "listeners_end",
     readme: include_str!("../README.md"),
 };
 
