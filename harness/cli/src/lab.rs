@@ -29,19 +29,33 @@ pub async fn lab(json: bool) -> anyhow::Result<bool> {
             vec![
                 report.scenario.clone(),
                 report.variant.to_string(),
-                if report.healthy { "healthy" } else { "unhealthy" }.to_owned(),
+                if report.healthy {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                }
+                .to_owned(),
                 report.outcome().label().to_owned(),
                 format!("{:.1} s", report.duration_ms as f64 / 1000.0),
-                report
-                    .metric(signal)
-                    .map_or_else(|| "-".to_owned(), |value| format!("{signal} {}", format_number(value))),
+                report.metric(signal).map_or_else(
+                    || "-".to_owned(),
+                    |value| format!("{signal} {}", format_number(value)),
+                ),
             ]
         })
         .collect();
-    print_table(&["scenario", "variant", "verdict", "outcome", "time", "signal"], &rows);
+    print_table(
+        &[
+            "scenario", "variant", "verdict", "outcome", "time", "signal",
+        ],
+        &rows,
+    );
     println!();
     for report in &reports {
-        println!("{} ({}): {}", report.scenario, report.variant, report.summary);
+        println!(
+            "{} ({}): {}",
+            report.scenario, report.variant, report.summary
+        );
     }
     println!();
     if all_as_expected {
@@ -97,27 +111,55 @@ pub async fn bench(runs: u32, json: bool) -> anyhow::Result<()> {
                     format_number(round(row.buggy_signal)),
                     format_number(round(row.fixed_signal))
                 ),
-                row.signal_ratio.map_or_else(|| "∞ (one side 0)".to_owned(), |ratio| format!("{ratio:.0}x")),
+                row.signal_ratio.map_or_else(
+                    || "∞ (one side 0)".to_owned(),
+                    |ratio| format!("{ratio:.0}x"),
+                ),
                 row.unexpected_outcomes.to_string(),
             ]
         })
         .collect();
     print_table(
-        &["scenario", "runs", "first run", "buggy (median)", "fixed (median)", "signal buggy / fixed", "ratio", "unexpected"],
+        &[
+            "scenario",
+            "runs",
+            "first run",
+            "buggy (median)",
+            "fixed (median)",
+            "signal buggy / fixed",
+            "ratio",
+            "unexpected",
+        ],
         &table,
     );
     Ok(())
 }
 
-async fn bench_scenario(scenario: &'static dyn Scenario, runs: u32, options: &RunOptions) -> anyhow::Result<BenchRow> {
+async fn bench_scenario(
+    scenario: &'static dyn Scenario,
+    runs: u32,
+    options: &RunOptions,
+) -> anyhow::Result<BenchRow> {
     let info = scenario.info();
     let first = debuglab_harness::run(scenario, Variant::Fixed, options).await?;
     let mut unexpected = usize::from(!first.outcome().as_expected());
     let mut timed = |reports: &[Report]| -> (f64, f64) {
-        unexpected += reports.iter().filter(|report| !report.outcome().as_expected()).count();
-        let durations: Vec<f64> = reports.iter().map(|report| report.duration_ms as f64).collect();
-        let signals: Vec<f64> = reports.iter().filter_map(|report| report.metric(info.signal_metric)).collect();
-        (median(&durations).unwrap_or(f64::NAN), median(&signals).unwrap_or(f64::NAN))
+        unexpected += reports
+            .iter()
+            .filter(|report| !report.outcome().as_expected())
+            .count();
+        let durations: Vec<f64> = reports
+            .iter()
+            .map(|report| report.duration_ms as f64)
+            .collect();
+        let signals: Vec<f64> = reports
+            .iter()
+            .filter_map(|report| report.metric(info.signal_metric))
+            .collect();
+        (
+            median(&durations).unwrap_or(f64::NAN),
+            median(&signals).unwrap_or(f64::NAN),
+        )
     };
     let mut buggy = Vec::new();
     let mut fixed = Vec::new();
@@ -143,7 +185,11 @@ async fn bench_scenario(scenario: &'static dyn Scenario, runs: u32, options: &Ru
 
 /// The larger of the two signals over the smaller: how clearly they differ.
 fn signal_ratio(buggy: f64, fixed: f64) -> Option<f64> {
-    let (high, low) = if buggy.abs() >= fixed.abs() { (buggy.abs(), fixed.abs()) } else { (fixed.abs(), buggy.abs()) };
+    let (high, low) = if buggy.abs() >= fixed.abs() {
+        (buggy.abs(), fixed.abs())
+    } else {
+        (fixed.abs(), buggy.abs())
+    };
     (low > 0.0).then(|| high / low)
 }
 
@@ -173,7 +219,18 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
             .to_owned()
     };
     println!("{}", line(headers.to_vec()));
-    println!("{}", line(widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    println!(
+        "{}",
+        line(
+            widths
+                .iter()
+                .map(|width| "-".repeat(*width))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect()
+        )
+    );
     for row in rows {
         println!("{}", line(row.iter().map(String::as_str).collect()));
     }

@@ -188,11 +188,22 @@ fn usage_error(error: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = error.render().to_string();
-            let mut lines = rendered.lines().map(str::trim).filter(|line| !line.is_empty());
-            let message = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let mut lines = rendered
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty());
+            let message = lines
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             // clap lists the accepted values on a later line; they belong in the one line.
-            let accepted = lines.find(|line| line.starts_with("[possible values:")).map(|line| format!(" {line}"));
-            eprintln!("error: {message}{} (see `debuglab --help`)", accepted.unwrap_or_default());
+            let accepted = lines
+                .find(|line| line.starts_with("[possible values:"))
+                .map(|line| format!(" {line}"));
+            eprintln!(
+                "error: {message}{} (see `debuglab --help`)",
+                accepted.unwrap_or_default()
+            );
             ExitCode::from(2)
         }
     }
@@ -226,7 +237,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 options.seed = seed;
             }
             options.keep = keep;
-            let (report, kept) = debuglab_harness::run_and_keep(scenario, variant, &options).await?;
+            let (report, kept) =
+                debuglab_harness::run_and_keep(scenario, variant, &options).await?;
             learner::record_run(&report)?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -265,14 +277,20 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Lab { format } => {
             terminal::Spinners::install_if_terminal();
             let all_as_expected = lab::lab(format == Format::Json).await?;
-            Ok(if all_as_expected { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if all_as_expected {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Bench { runs, format } => {
             terminal::Spinners::install_if_terminal();
             lab::bench(runs, format == Format::Json).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replica { .. } => unreachable!("replicas are dispatched before the runtime starts"),
+        Command::Replica { .. } => {
+            unreachable!("replicas are dispatched before the runtime starts")
+        }
         Command::Clean { all } => {
             let summary = debuglab_harness::docker::remove_leftover_containers(all).await?;
             println!("removed {} debuglab container(s)", summary.removed.len());
@@ -290,7 +308,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
 
 fn list(format: Format) -> anyhow::Result<()> {
     let state = state::State::load()?;
-    let infos: Vec<_> = scenarios::all().iter().map(|scenario| scenario.info()).collect();
+    let infos: Vec<_> = scenarios::all()
+        .iter()
+        .map(|scenario| scenario.info())
+        .collect();
     match format {
         Format::Json => {
             let items: Vec<serde_json::Value> = infos
@@ -299,7 +320,8 @@ fn list(format: Format) -> anyhow::Result<()> {
                 .map(|(index, info)| {
                     let mut item = serde_json::to_value(info).expect("scenario info serialises");
                     item["order"] = serde_json::json!(index + 1);
-                    item["status"] = serde_json::to_value(state.of(info.id).status()).expect("status serialises");
+                    item["status"] = serde_json::to_value(state.of(info.id).status())
+                        .expect("status serialises");
                     item
                 })
                 .collect();
@@ -308,13 +330,23 @@ fn list(format: Format) -> anyhow::Result<()> {
         Format::Text => {
             let width = infos.iter().map(|info| info.id.len()).max().unwrap_or(0);
             for (index, info) in infos.iter().enumerate() {
-                let services: Vec<&str> = info.services.iter().map(|service| service.id()).collect();
+                let services: Vec<&str> =
+                    info.services.iter().map(|service| service.id()).collect();
                 let status = state.of(info.id).status().label();
-                println!("{}. {:<width$}  {:<13} {} [{}]", index + 1, info.id, status, info.title, services.join(", "));
+                println!(
+                    "{}. {:<width$}  {:<13} {} [{}]",
+                    index + 1,
+                    info.id,
+                    status,
+                    info.title,
+                    services.join(", ")
+                );
                 println!("   {:<width$}  {}", "", info.summary);
             }
-            println!("
-Start with `debuglab run <id>` to see the symptom; `debuglab hint <id>` when stuck.");
+            println!(
+                "
+Start with `debuglab run <id>` to see the symptom; `debuglab hint <id>` when stuck."
+            );
         }
     }
     Ok(())

@@ -25,7 +25,10 @@ pub fn state_dir() -> PathBuf {
 
 /// The learner's copy of scenario `id`'s code.
 pub fn exercise_path(id: &str) -> PathBuf {
-    repo_root().join("scenarios").join(id).join("src/exercise.rs")
+    repo_root()
+        .join("scenarios")
+        .join(id)
+        .join("src/exercise.rs")
 }
 
 /// The code the exercise starts as (the buggy variant).
@@ -100,8 +103,12 @@ impl State {
     pub fn load() -> anyhow::Result<State> {
         let path = State::path();
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid progress; delete it to start over", path.display())),
+            Ok(text) => serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not valid progress; delete it to start over",
+                    path.display()
+                )
+            }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -115,7 +122,8 @@ impl State {
         let temporary = path.with_extension("json.tmp");
         std::fs::write(&temporary, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("cannot write {}", temporary.display()))?;
-        std::fs::rename(&temporary, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::rename(&temporary, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
 
@@ -125,7 +133,10 @@ impl State {
     }
 
     /// Changes one scenario's progress and saves.
-    pub fn update(id: &str, change: impl FnOnce(&mut ScenarioProgress)) -> anyhow::Result<ScenarioProgress> {
+    pub fn update(
+        id: &str,
+        change: impl FnOnce(&mut ScenarioProgress),
+    ) -> anyhow::Result<ScenarioProgress> {
         let mut state = State::load()?;
         let progress = state.scenarios.entry(id.to_owned()).or_default();
         change(progress);

@@ -26,10 +26,15 @@ impl Spinners {
 impl ProgressSink for Spinners {
     fn begin(&self, label: &str) -> Box<dyn ActiveStep> {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"),
+        );
         bar.set_message(label.to_owned());
         bar.enable_steady_tick(Duration::from_millis(100));
-        Box::new(Spinner { bar, label: label.to_owned() })
+        Box::new(Spinner {
+            bar,
+            label: label.to_owned(),
+        })
     }
 }
 

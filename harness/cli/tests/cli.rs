@@ -20,8 +20,15 @@ fn stderr_of(output: &Output) -> String {
 fn assert_one_line_error(output: &Output, code: i32, needle: &str) {
     let stderr = stderr_of(output);
     assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "expected one line, got:\n{stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains(needle), "stderr: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "expected one line, got:\n{stderr}"
+    );
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]
@@ -38,7 +45,11 @@ fn list_prints_every_scenario_as_json() {
 #[test]
 fn unknown_scenario_is_one_line_naming_the_known_ones() {
     let output = debuglab(&["run", "no-such-thing", "--variant", "buggy"]);
-    assert_one_line_error(&output, 1, "unknown scenario 'no-such-thing'; known scenarios: slow-query");
+    assert_one_line_error(
+        &output,
+        1,
+        "unknown scenario 'no-such-thing'; known scenarios: slow-query",
+    );
 }
 
 #[test]
@@ -62,20 +73,48 @@ fn docker_not_running_is_one_line_saying_what_to_do() {
 
 #[test]
 fn run_prints_the_report_as_json_and_exits_zero_whatever_the_verdict() {
-    let output = debuglab(&["run", "slow-query", "--variant", "fixed", "--format", "json", "--seed", "7"]);
+    let output = debuglab(&[
+        "run",
+        "slow-query",
+        "--variant",
+        "fixed",
+        "--format",
+        "json",
+        "--seed",
+        "7",
+    ]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    for key in ["scenario", "variant", "healthy", "duration_ms", "metrics", "evidence"] {
-        assert!(report.get(key).is_some(), "the report has no {key}: {report}");
+    for key in [
+        "scenario",
+        "variant",
+        "healthy",
+        "duration_ms",
+        "metrics",
+        "evidence",
+    ] {
+        assert!(
+            report.get(key).is_some(),
+            "the report has no {key}: {report}"
+        );
     }
     assert_eq!(report["variant"], "fixed");
     assert_eq!(report["healthy"], true, "{report:#}");
-    assert!(report["evidence"].as_array().unwrap().iter().any(|line| line.as_str().unwrap().contains("seed 7")));
+    assert!(report["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|line| line.as_str().unwrap().contains("seed 7")));
 }
 
 fn containers_of_pid(pid: u32) -> usize {
     let output = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=debuglab.pid={pid}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=debuglab.pid={pid}"),
+        ])
         .output()
         .expect("the docker CLI runs");
     String::from_utf8_lossy(&output.stdout).lines().count()
@@ -93,8 +132,14 @@ fn ctrl_c_stops_the_run_and_removes_its_containers() {
     // Wait until the run has its container, then interrupt it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while containers_of_pid(pid) == 0 {
-        assert!(Instant::now() < deadline, "the run never started a container");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
+        assert!(
+            Instant::now() < deadline,
+            "the run never started a container"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: sending a signal to our own child process.
@@ -102,5 +147,9 @@ fn ctrl_c_stops_the_run_and_removes_its_containers() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", stderr_of(&output));
     // Removed before the process ended: no waiting.
-    assert_eq!(containers_of_pid(pid), 0, "containers outlived the interrupted run");
+    assert_eq!(
+        containers_of_pid(pid),
+        0,
+        "containers outlived the interrupted run"
+    );
 }

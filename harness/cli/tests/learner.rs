@@ -25,7 +25,12 @@ fn list_status(state_dir: &Path, id: &str) -> String {
     let output = debuglab(state_dir, &["list", "--format", "json"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     let items: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let item = items.as_array().unwrap().iter().find(|item| item["id"] == id).unwrap();
+    let item = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["id"] == id)
+        .unwrap();
     item["status"].as_str().unwrap().to_owned()
 }
 
@@ -39,7 +44,10 @@ fn hints_come_one_at_a_time_and_are_remembered() {
         assert!(output.status.success(), "{}", stderr_of(&output));
         let text = stdout_of(&output);
         let expected = round.min(3);
-        assert!(text.starts_with(&format!("Hint {expected} of 3 for slow-query")), "{text}");
+        assert!(
+            text.starts_with(&format!("Hint {expected} of 3 for slow-query")),
+            "{text}"
+        );
         seen.push(text);
     }
     // Gentle first, explicit last; asking again repeats the last one.
@@ -47,7 +55,8 @@ fn hints_come_one_at_a_time_and_are_remembered() {
     assert!(seen[2].contains("CREATE INDEX"), "{}", seen[2]);
     assert_eq!(seen[2], seen[3]);
     let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state.path().join("state.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("state.json")).unwrap())
+            .unwrap();
     assert_eq!(saved["scenarios"]["slow-query"]["hints_shown"], 3);
     assert_eq!(list_status(state.path(), "slow-query"), "symptom_seen");
 }
@@ -65,7 +74,10 @@ fn progress_and_list_show_the_saved_state() {
     let output = debuglab(state.path(), &["progress"]);
     let text = stdout_of(&output);
     assert!(text.starts_with("1 of 5 scenarios fixed"), "{text}");
-    assert!(text.contains("next: debuglab run pool-exhaustion"), "{text}");
+    assert!(
+        text.contains("next: debuglab run pool-exhaustion"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -87,7 +99,11 @@ fn reset_restores_the_starting_copy_and_keeps_a_backup() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("buggy.rs"), "// the starting copy\n").unwrap();
     std::fs::write(src.join("exercise.rs"), "// the learner's attempt\n").unwrap();
-    std::fs::write(state.path().join("state.json"), r#"{"scenarios": {"slow-query": {"hints_shown": 2}}}"#).unwrap();
+    std::fs::write(
+        state.path().join("state.json"),
+        r#"{"scenarios": {"slow-query": {"hints_shown": 2}}}"#,
+    )
+    .unwrap();
 
     let output = Command::new(env!("CARGO_BIN_EXE_debuglab"))
         .args(["reset", "slow-query"])
@@ -96,10 +112,19 @@ fn reset_restores_the_starting_copy_and_keeps_a_backup() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(std::fs::read_to_string(src.join("exercise.rs")).unwrap(), "// the starting copy\n");
-    let backups: Vec<_> = std::fs::read_dir(state.path().join("backups")).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert_eq!(
+        std::fs::read_to_string(src.join("exercise.rs")).unwrap(),
+        "// the starting copy\n"
+    );
+    let backups: Vec<_> = std::fs::read_dir(state.path().join("backups"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
     assert_eq!(backups.len(), 1);
-    assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), "// the learner's attempt\n");
+    assert_eq!(
+        std::fs::read_to_string(&backups[0]).unwrap(),
+        "// the learner's attempt\n"
+    );
     assert_eq!(list_status(state.path(), "slow-query"), "not_started");
 }
 
@@ -108,10 +133,18 @@ fn unknown_scenarios_are_one_line_errors_for_every_command() {
     let state = tempfile::tempdir().unwrap();
     for command in ["hint", "reset", "check", "watch"] {
         let output = debuglab(state.path(), &[command, "nope"]);
-        assert_eq!(output.status.code(), Some(1), "{command}: {}", stderr_of(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{command}: {}",
+            stderr_of(&output)
+        );
         let stderr = stderr_of(&output);
         assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
-        assert!(stderr.contains("unknown scenario 'nope'"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("unknown scenario 'nope'"),
+            "{command}: {stderr}"
+        );
     }
 }
 

@@ -38,7 +38,10 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let moved = System.realloc(pointer, layout, new_size);
         if !moved.is_null() {
-            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         moved
     }
@@ -64,7 +67,13 @@ mod tests {
         let during = live_heap_bytes();
         drop(block);
         let after = live_heap_bytes();
-        assert!(during >= before + (60 << 20), "before {before}, during {during}");
-        assert!(after + (60 << 20) <= during, "during {during}, after {after}");
+        assert!(
+            during >= before + (60 << 20),
+            "before {before}, during {during}"
+        );
+        assert!(
+            after + (60 << 20) <= during,
+            "during {during}, after {after}"
+        );
     }
 }

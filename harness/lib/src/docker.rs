@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::query_parameters::{CreateImageOptionsBuilder, ListContainersOptions, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListContainersOptions, RemoveContainerOptionsBuilder,
+};
 use bollard::Docker;
 use futures::StreamExt;
 
@@ -19,15 +21,20 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Connects to the Docker daemon (`DOCKER_HOST` or the default socket) and checks it answers.
 pub async fn connect() -> Result<Docker> {
-    let where_ = env_setting("DOCKER_HOST").unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+    let where_ =
+        env_setting("DOCKER_HOST").unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
     let unavailable = |detail: String| HarnessError::DockerUnavailable {
         detail: format!("{where_}: {detail}"),
     };
-    let client = Docker::connect_with_defaults().map_err(|error| unavailable(short_error(&error)))?;
+    let client =
+        Docker::connect_with_defaults().map_err(|error| unavailable(short_error(&error)))?;
     match tokio::time::timeout(PING_TIMEOUT, client.ping()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(error)) => Err(unavailable(short_error(&error))),
-        Err(_) => Err(unavailable(format!("no answer within {} s", PING_TIMEOUT.as_secs()))),
+        Err(_) => Err(unavailable(format!(
+            "no answer within {} s",
+            PING_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -36,7 +43,10 @@ fn short_error(error: &bollard::errors::Error) -> String {
     use bollard::errors::Error as E;
     match error {
         E::SocketNotFoundError(path) => format!("no socket at {path}"),
-        E::DockerResponseServerError { status_code, message } => format!("{message} (HTTP {status_code})"),
+        E::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("{message} (HTTP {status_code})"),
         other => {
             // Transport errors nest their cause; the innermost one is the readable part.
             let mut cause: &dyn std::error::Error = other;
@@ -54,7 +64,10 @@ pub(crate) fn split_image_reference(reference: &str) -> (String, String) {
     match reference[last_slash..].rfind(':') {
         Some(colon) => {
             let colon = last_slash + colon;
-            (reference[..colon].to_owned(), reference[colon + 1..].to_owned())
+            (
+                reference[..colon].to_owned(),
+                reference[colon + 1..].to_owned(),
+            )
         }
         None => (reference.to_owned(), "latest".to_owned()),
     }
@@ -67,7 +80,10 @@ async fn image_is_local(client: &Docker, image: &str) -> bool {
 async fn pull(client: &Docker, image: &str) -> std::result::Result<(), String> {
     let (name, tag) = split_image_reference(image);
     let _step = progress::step(format!("pulling {image}"));
-    let options = CreateImageOptionsBuilder::new().from_image(&name).tag(&tag).build();
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(&name)
+        .tag(&tag)
+        .build();
     let pulling = async {
         let mut stream = client.create_image(Some(options), None, None);
         while let Some(event) = stream.next().await {
@@ -115,7 +131,10 @@ pub(crate) async fn resolve_image(client: &Docker, service: Service) -> Result<S
         tracing::info!(%service, "{official} could not be pulled ({pull_error}); using the offline image {offline}");
         return Ok(offline.to_owned());
     }
-    Err(unavailable(official, format!("{pull_error}; no offline image {offline} either")))
+    Err(unavailable(
+        official,
+        format!("{pull_error}; no offline image {offline} either"),
+    ))
 }
 
 /// What `debuglab clean` did.
@@ -148,7 +167,10 @@ pub async fn remove_leftover_containers(include_running_sessions: bool) -> Resul
         let name = container
             .names
             .and_then(|names| names.into_iter().next())
-            .map_or_else(|| id.chars().take(12).collect(), |name| name.trim_start_matches('/').to_owned());
+            .map_or_else(
+                || id.chars().take(12).collect(),
+                |name| name.trim_start_matches('/').to_owned(),
+            );
         let labels = container.labels.unwrap_or_default();
         let owner_alive = labels
             .get(session::PID_LABEL)
@@ -158,10 +180,15 @@ pub async fn remove_leftover_containers(include_running_sessions: bool) -> Resul
             summary.still_in_use.push(name);
             continue;
         }
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
         match client.remove_container(&id, Some(options)).await {
             Ok(()) => summary.removed.push(name),
-            Err(error) => tracing::warn!("could not remove container {name}: {}", short_error(&error)),
+            Err(error) => {
+                tracing::warn!("could not remove container {name}: {}", short_error(&error))
+            }
         }
     }
     Ok(summary)
@@ -180,9 +207,21 @@ mod tests {
     #[test]
     fn splits_image_references() {
         let split = |r| split_image_reference(r);
-        assert_eq!(split("postgres:16-alpine"), ("postgres".into(), "16-alpine".into()));
-        assert_eq!(split("debuglab/redis:7-bookworm"), ("debuglab/redis".into(), "7-bookworm".into()));
-        assert_eq!(split("localhost:5000/pg"), ("localhost:5000/pg".into(), "latest".into()));
-        assert_eq!(split("localhost:5000/pg:15"), ("localhost:5000/pg".into(), "15".into()));
+        assert_eq!(
+            split("postgres:16-alpine"),
+            ("postgres".into(), "16-alpine".into())
+        );
+        assert_eq!(
+            split("debuglab/redis:7-bookworm"),
+            ("debuglab/redis".into(), "7-bookworm".into())
+        );
+        assert_eq!(
+            split("localhost:5000/pg"),
+            ("localhost:5000/pg".into(), "latest".into())
+        );
+        assert_eq!(
+            split("localhost:5000/pg:15"),
+            ("localhost:5000/pg".into(), "15".into())
+        );
     }
 }

@@ -14,8 +14,9 @@ pub const MASK: &str = "***";
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-static URL_CREDENTIALS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@").unwrap());
+static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@").unwrap()
+});
 
 static KEY_VALUE_SECRETS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -32,7 +33,9 @@ pub fn register_secret(secret: &str) {
     if secret.len() < 4 {
         return;
     }
-    let mut secrets = SECRETS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut secrets = SECRETS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !secrets.iter().any(|known| known == secret) {
         secrets.push(secret.to_owned());
         // Longest first, so that a secret containing another is masked whole.
@@ -44,7 +47,9 @@ pub fn register_secret(secret: &str) {
 pub fn redact(text: &str) -> String {
     let mut out = text.to_owned();
     {
-        let secrets = SECRETS.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let secrets = SECRETS
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for secret in secrets.iter() {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), MASK);
@@ -67,7 +72,10 @@ mod tests {
             redact("connecting to postgres://postgres:hunter2@127.0.0.1:5432/app"),
             "connecting to postgres://postgres:***@127.0.0.1:5432/app"
         );
-        assert_eq!(redact("redis://:s3cr3t@localhost:6379/2"), "redis://:***@localhost:6379/2");
+        assert_eq!(
+            redact("redis://:s3cr3t@localhost:6379/2"),
+            "redis://:***@localhost:6379/2"
+        );
     }
 
     #[test]
@@ -76,15 +84,27 @@ mod tests {
             redact("host=db user=app password=hunter2 dbname=x"),
             "host=db user=app password=*** dbname=x"
         );
-        assert_eq!(redact("ALTER USER postgres PASSWORD 'abc123'"), "ALTER USER postgres PASSWORD '***'");
-        assert_eq!(redact("redis-server --requirepass xyz987 --port 1"), "redis-server --requirepass *** --port 1");
-        assert_eq!(redact("password authentication failed"), "password authentication failed");
+        assert_eq!(
+            redact("ALTER USER postgres PASSWORD 'abc123'"),
+            "ALTER USER postgres PASSWORD '***'"
+        );
+        assert_eq!(
+            redact("redis-server --requirepass xyz987 --port 1"),
+            "redis-server --requirepass *** --port 1"
+        );
+        assert_eq!(
+            redact("password authentication failed"),
+            "password authentication failed"
+        );
     }
 
     #[test]
     fn masks_registered_secrets_anywhere() {
         register_secret("Zq8vLr2Kp0");
-        assert_eq!(redact("error near 'Zq8vLr2Kp0' in output"), "error near '***' in output");
+        assert_eq!(
+            redact("error near 'Zq8vLr2Kp0' in output"),
+            "error near '***' in output"
+        );
     }
 
     #[test]

@@ -44,13 +44,17 @@ impl RedisServer {
         let (base, description, container) = match env_setting(Service::Redis.url_env_var()) {
             Some(url) => {
                 crate::postgres::register_url_password(&url);
-                let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|error| {
-                    HarnessError::InvalidSetting {
+                let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(
+                    |error| HarnessError::InvalidSetting {
                         var: "DEBUGLAB_REDIS_URL",
                         detail: redact::redact(&error.to_string()),
-                    }
-                })?;
-                (ConnectionInfo::from(info), format!("the server at {}", redact::redact(&url)), None)
+                    },
+                )?;
+                (
+                    ConnectionInfo::from(info),
+                    format!("the server at {}", redact::redact(&url)),
+                    None,
+                )
             }
             None => {
                 let password = {
@@ -89,7 +93,10 @@ impl RedisServer {
                         ..Default::default()
                     },
                 };
-                let description = format!("{} on {}:{}", container.image, container.host, container.port);
+                let description = format!(
+                    "{} on {}:{}",
+                    container.image, container.host, container.port
+                );
                 (info, description, Some(container))
             }
         };
@@ -122,7 +129,9 @@ impl RedisServer {
 
     /// The id of the server's container; `None` for a server named by URL.
     pub fn container_id(&self) -> Option<&str> {
-        self.container.as_ref().map(|container| container.id.as_str())
+        self.container
+            .as_ref()
+            .map(|container| container.id.as_str())
     }
 
     /// Leases a database index no other run uses until it is released.
@@ -131,7 +140,11 @@ impl RedisServer {
     /// never flushes data it did not write.
     pub async fn lease_database(&'static self) -> Result<RunRedis> {
         loop {
-            let permit = self.available.acquire().await.map_err(HarnessError::redis("leasing a database"))?;
+            let permit = self
+                .available
+                .acquire()
+                .await
+                .map_err(HarnessError::redis("leasing a database"))?;
             permit.forget();
             let db = self
                 .free_databases
@@ -145,7 +158,10 @@ impl RedisServer {
             if self.container.is_some() || run.dbsize().await? == 0 {
                 return Ok(run);
             }
-            tracing::warn!(db, "Redis database {db} is not empty; the lab leaves it alone");
+            tracing::warn!(
+                db,
+                "Redis database {db} is not empty; the lab leaves it alone"
+            );
         }
     }
 }
@@ -154,17 +170,24 @@ impl RedisServer {
 /// scenario that leaks connections on purpose must show the leak as evidence,
 /// not die of "too many open files" on a laptop whose default is 256 or 1024.
 fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit and setrlimit only read and write the struct passed.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max.min(65_536);
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }
 
-async fn connect_when_ready(info: &ConnectionInfo, description: &str) -> Result<MultiplexedConnection> {
+async fn connect_when_ready(
+    info: &ConnectionInfo,
+    description: &str,
+) -> Result<MultiplexedConnection> {
     let started = tokio::time::Instant::now();
     loop {
         let attempt = async {
@@ -224,8 +247,12 @@ impl RunRedis {
     pub fn url(&self) -> String {
         let info = self.connection_info();
         let (host, port) = match &info.addr {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
-            ConnectionAddr::Unix(path) => return format!("redis+unix://{}?db={}", path.display(), info.redis.db),
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                (host.clone(), *port)
+            }
+            ConnectionAddr::Unix(path) => {
+                return format!("redis+unix://{}?db={}", path.display(), info.redis.db)
+            }
         };
         let auth = match (&info.redis.username, &info.redis.password) {
             (Some(user), Some(password)) => format!("{user}:{password}@"),
@@ -324,14 +351,23 @@ impl RunRedis {
             .clients()
             .await?
             .iter()
-            .filter_map(|line| line.split(' ').find_map(|field| field.strip_prefix("id=")).map(str::to_owned))
+            .filter_map(|line| {
+                line.split(' ')
+                    .find_map(|field| field.strip_prefix("id="))
+                    .map(str::to_owned)
+            })
             .collect();
         if ids.is_empty() {
             return Ok(0);
         }
         let mut conn = self.probe_connection().await?;
         for id in &ids {
-            let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(&mut conn).await;
+            let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query_async(&mut conn)
+                .await;
         }
         Ok(ids.len())
     }
@@ -403,7 +439,9 @@ impl RunRedis {
         }
         let flushed = async {
             let mut conn = self.probe_connection().await?;
-            conn.flushdb::<()>().await.map_err(HarnessError::redis("flushing the run's database"))
+            conn.flushdb::<()>()
+                .await
+                .map_err(HarnessError::redis("flushing the run's database"))
         }
         .await;
         if let Err(error) = flushed {
@@ -430,7 +468,9 @@ fn parse_info(text: &str) -> BTreeMap<String, String> {
 }
 
 fn format_slowlog_entry(entry: &redis::Value) -> Option<String> {
-    let redis::Value::Array(fields) = entry else { return None };
+    let redis::Value::Array(fields) = entry else {
+        return None;
+    };
     let integer = |value: &redis::Value| match value {
         redis::Value::Int(n) => Some(*n),
         _ => None,
@@ -440,7 +480,9 @@ fn format_slowlog_entry(entry: &redis::Value) -> Option<String> {
         redis::Value::Array(args) => args
             .iter()
             .filter_map(|arg| match arg {
-                redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                redis::Value::BulkString(bytes) => {
+                    Some(String::from_utf8_lossy(bytes).into_owned())
+                }
                 redis::Value::SimpleString(text) => Some(text.clone()),
                 _ => None,
             })
@@ -473,6 +515,9 @@ mod tests {
                 redis::Value::BulkString(b"*".to_vec()),
             ]),
         ]);
-        assert_eq!(format_slowlog_entry(&entry).unwrap(), "SLOWLOG: 12.50 ms  KEYS *");
+        assert_eq!(
+            format_slowlog_entry(&entry).unwrap(),
+            "SLOWLOG: 12.50 ms  KEYS *"
+        );
     }
 }

@@ -71,7 +71,10 @@ pub struct ReplicaOutcome<R> {
 
 /// Starts every replica at once and waits for them all, killing any still
 /// running after `limit`.
-pub async fn run_replicas<R: DeserializeOwned>(specs: Vec<ReplicaSpec>, limit: Duration) -> Result<Vec<ReplicaOutcome<R>>> {
+pub async fn run_replicas<R: DeserializeOwned>(
+    specs: Vec<ReplicaSpec>,
+    limit: Duration,
+) -> Result<Vec<ReplicaOutcome<R>>> {
     let program = PROGRAM.get().ok_or_else(|| HarnessError::Setup {
         scenario: "replicas".to_owned(),
         detail: "this program cannot start replicas (no replica program was set with replica::set_program)".to_owned(),
@@ -99,7 +102,11 @@ pub async fn run_replicas<R: DeserializeOwned>(specs: Vec<ReplicaSpec>, limit: D
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let finished = tokio::time::timeout(limit, async {
-            let (_, _, status) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait());
+            let (_, _, status) = tokio::join!(
+                stdout.read_to_end(&mut out),
+                stderr.read_to_end(&mut err),
+                child.wait()
+            );
             status
         })
         .await;
@@ -112,7 +119,11 @@ pub async fn run_replicas<R: DeserializeOwned>(specs: Vec<ReplicaSpec>, limit: D
             }
         };
         let out = String::from_utf8_lossy(&out);
-        let report = out.lines().rev().find(|line| !line.trim().is_empty()).and_then(|line| serde_json::from_str(line).ok());
+        let report = out
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .and_then(|line| serde_json::from_str(line).ok());
         let err = crate::redact::redact(&String::from_utf8_lossy(&err));
         let tail: Vec<&str> = err.lines().rev().take(5).collect();
         ReplicaOutcome {

@@ -85,7 +85,11 @@ impl Report {
             }
         };
         let outcome = self.outcome();
-        let health = if self.healthy { paint("32;1", "HEALTHY") } else { paint("31;1", "UNHEALTHY") };
+        let health = if self.healthy {
+            paint("32;1", "HEALTHY")
+        } else {
+            paint("31;1", "UNHEALTHY")
+        };
         let outcome_label = if outcome.as_expected() {
             paint("1", outcome.label())
         } else {
@@ -154,10 +158,19 @@ mod tests {
 
     #[test]
     fn outcome_depends_on_variant_and_health() {
-        assert_eq!(report(Variant::Buggy, false).outcome(), Outcome::SymptomReproduced);
-        assert_eq!(report(Variant::Buggy, true).outcome(), Outcome::SymptomNotReproduced);
+        assert_eq!(
+            report(Variant::Buggy, false).outcome(),
+            Outcome::SymptomReproduced
+        );
+        assert_eq!(
+            report(Variant::Buggy, true).outcome(),
+            Outcome::SymptomNotReproduced
+        );
         assert_eq!(report(Variant::Fixed, true).outcome(), Outcome::FixVerified);
-        assert_eq!(report(Variant::Exercise, false).outcome(), Outcome::SymptomPersists);
+        assert_eq!(
+            report(Variant::Exercise, false).outcome(),
+            Outcome::SymptomPersists
+        );
     }
 
     #[test]
@@ -168,14 +181,28 @@ mod tests {
         assert!(text.contains("  calls   40\n"));
         assert!(text.contains("  - plan: Seq Scan on orders\n      rows removed: 999,900\n"));
         assert!(!text.contains('\x1b'));
-        assert!(report(Variant::Buggy, false).render_text(true).contains("\x1b[31;1mUNHEALTHY"));
+        assert!(report(Variant::Buggy, false)
+            .render_text(true)
+            .contains("\x1b[31;1mUNHEALTHY"));
     }
 
     #[test]
     fn json_has_the_documented_shape() {
         let json = serde_json::to_value(report(Variant::Fixed, true)).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
-        for key in ["scenario", "variant", "healthy", "duration_ms", "metrics", "evidence"] {
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in [
+            "scenario",
+            "variant",
+            "healthy",
+            "duration_ms",
+            "metrics",
+            "evidence",
+        ] {
             assert!(keys.contains(&key), "missing {key} in {json}");
         }
         assert_eq!(json["variant"], "fixed");

@@ -35,15 +35,19 @@ impl RunOptions {
         let parse = |var: &'static str| -> Result<Option<u64>> {
             env_setting(var)
                 .map(|value| {
-                    value.trim().parse::<u64>().map_err(|_| HarnessError::InvalidSetting {
-                        var,
-                        detail: format!("expected a whole number, got '{value}'"),
-                    })
+                    value
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| HarnessError::InvalidSetting {
+                            var,
+                            detail: format!("expected a whole number, got '{value}'"),
+                        })
                 })
                 .transpose()
         };
         Ok(RunOptions {
-            budget: parse("DEBUGLAB_RUN_BUDGET_SECS")?.map_or(DEFAULT_RUN_BUDGET, Duration::from_secs),
+            budget: parse("DEBUGLAB_RUN_BUDGET_SECS")?
+                .map_or(DEFAULT_RUN_BUDGET, Duration::from_secs),
             seed: parse("DEBUGLAB_SEED")?,
             keep: false,
         })
@@ -82,7 +86,9 @@ struct Findings {
 
 impl RunContext {
     fn new(info: &'static ScenarioInfo, variant: Variant, options: &RunOptions) -> Self {
-        let seed = options.seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
+        let seed = options
+            .seed
+            .unwrap_or_else(|| u64::from(rand::random::<u32>()));
         let findings = Findings {
             metrics: BTreeMap::from([("timed_out".to_owned(), 0.0)]),
             evidence: Vec::new(),
@@ -129,11 +135,16 @@ impl RunContext {
     }
 
     fn lock_findings(&self) -> std::sync::MutexGuard<'_, Findings> {
-        self.findings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.findings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A fresh PostgreSQL database for this run, copied from `template` when given.
-    pub async fn database(&self, template: Option<&'static DatabaseTemplate>) -> Result<RunDatabase> {
+    pub async fn database(
+        &self,
+        template: Option<&'static DatabaseTemplate>,
+    ) -> Result<RunDatabase> {
         let server = crate::postgres::server().await?;
         let label = format!("{}_{}", self.info.id, self.variant);
         let database = server.create_database(&label, template).await?;
@@ -159,7 +170,12 @@ impl RunContext {
     ///
     /// A future that does not finish in time is dropped, `timed_out` is set to 1
     /// and the hang is recorded as evidence; `None` is returned.
-    pub async fn within<F: Future>(&self, phase: &str, limit: Duration, future: F) -> Option<F::Output> {
+    pub async fn within<F: Future>(
+        &self,
+        phase: &str,
+        limit: Duration,
+        future: F,
+    ) -> Option<F::Output> {
         let limit = limit.min(self.remaining());
         match tokio::time::timeout(limit, future).await {
             Ok(output) => Some(output),
@@ -175,11 +191,17 @@ impl RunContext {
     }
 
     async fn release_resources(&self) {
-        let databases = std::mem::take(&mut *self.databases.lock().unwrap_or_else(|p| p.into_inner()));
+        let databases =
+            std::mem::take(&mut *self.databases.lock().unwrap_or_else(|p| p.into_inner()));
         for database in databases {
             database.drop_database().await;
         }
-        let redis_databases = std::mem::take(&mut *self.redis_databases.lock().unwrap_or_else(|p| p.into_inner()));
+        let redis_databases = std::mem::take(
+            &mut *self
+                .redis_databases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         for redis in redis_databases {
             redis.release().await;
         }
@@ -187,22 +209,34 @@ impl RunContext {
 
     async fn kept(&self) -> Kept {
         let mut kept = Kept::default();
-        let databases = self.databases.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let databases = self
+            .databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if !databases.is_empty() {
             let server = crate::postgres::server().await.ok();
             for database in databases {
                 kept.postgres.push(KeptDatabase {
-                    container_id: server.and_then(|server| server.container_id()).map(str::to_owned),
+                    container_id: server
+                        .and_then(|server| server.container_id())
+                        .map(str::to_owned),
                     name: database.name().to_owned(),
                 });
             }
         }
-        let redis_databases = self.redis_databases.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let redis_databases = self
+            .redis_databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if !redis_databases.is_empty() {
             let server = crate::redis::server().await.ok();
             for redis in redis_databases {
                 kept.redis.push(KeptRedis {
-                    container_id: server.and_then(|server| server.container_id()).map(str::to_owned),
+                    container_id: server
+                        .and_then(|server| server.container_id())
+                        .map(str::to_owned),
                     db: redis.db(),
                 });
             }
@@ -211,7 +245,10 @@ impl RunContext {
     }
 
     fn into_report(self, verdict: Verdict, duration: Duration) -> Report {
-        let findings = self.findings.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let findings = self
+            .findings
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let redact = crate::redact::redact;
         Report {
             scenario: self.info.id.to_owned(),
@@ -269,13 +306,23 @@ pub async fn take_turn() -> tokio::sync::MutexGuard<'static, ()> {
 /// A hang is not an error: the run is cut off, `timed_out` is 1, and the
 /// report says so. Errors are reserved for problems with the lab itself
 /// (Docker unreachable, an image missing, a failing seed).
-pub async fn run(scenario: &dyn Scenario, variant: Variant, options: &RunOptions) -> Result<Report> {
-    run_and_keep(scenario, variant, options).await.map(|(report, _)| report)
+pub async fn run(
+    scenario: &dyn Scenario,
+    variant: Variant,
+    options: &RunOptions,
+) -> Result<Report> {
+    run_and_keep(scenario, variant, options)
+        .await
+        .map(|(report, _)| report)
 }
 
 /// [`run`], also saying what was left in place when `options.keep` is set
 /// (nothing otherwise).
-pub async fn run_and_keep(scenario: &dyn Scenario, variant: Variant, options: &RunOptions) -> Result<(Report, Kept)> {
+pub async fn run_and_keep(
+    scenario: &dyn Scenario,
+    variant: Variant,
+    options: &RunOptions,
+) -> Result<(Report, Kept)> {
     let info = scenario.info();
     let _turn = take_turn().await;
     let started = Instant::now();
@@ -287,7 +334,10 @@ pub async fn run_and_keep(scenario: &dyn Scenario, variant: Variant, options: &R
         ctx.kept().await
     } else {
         // Releasing is bounded too: a wedged server must not hang the process.
-        if tokio::time::timeout(Duration::from_secs(30), ctx.release_resources()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), ctx.release_resources())
+            .await
+            .is_err()
+        {
             tracing::warn!("releasing the run's databases took over 30 s; leaving them to the container's removal");
         }
         Kept::default()
@@ -298,7 +348,9 @@ pub async fn run_and_keep(scenario: &dyn Scenario, variant: Variant, options: &R
         Err(_) => {
             let budget = options.budget.as_secs_f64();
             ctx.metric("timed_out", 1.0);
-            ctx.evidence(format!("the run did not finish within its {budget:.0} s budget and was cut off"));
+            ctx.evidence(format!(
+                "the run did not finish within its {budget:.0} s budget and was cut off"
+            ));
             Verdict {
                 healthy: false,
                 summary: format!("The run hung and was cut off after {budget:.0} s."),

@@ -51,7 +51,10 @@ where
         }
         samples
     });
-    Sampler { stop: Some(stop), task }
+    Sampler {
+        stop: Some(stop),
+        task,
+    }
 }
 
 impl<T> Sampler<T> {

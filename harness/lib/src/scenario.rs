@@ -85,8 +85,13 @@ impl ScenarioInfo {
         let mut rest = self.readme;
         while let Some(start) = rest.find("<details><summary>Hint") {
             let after = &rest[start..];
-            let Some(body_start) = after.find("</summary>").map(|at| at + "</summary>".len()) else { break };
-            let Some(body_end) = after.find("</details>") else { break };
+            let Some(body_start) = after.find("</summary>").map(|at| at + "</summary>".len())
+            else {
+                break;
+            };
+            let Some(body_end) = after.find("</details>") else {
+                break;
+            };
             hints.push(after[body_start..body_end].trim().to_owned());
             rest = &after[body_end..];
         }
@@ -101,6 +106,31 @@ pub struct Verdict {
     pub healthy: bool,
     /// One sentence on why, with the deciding figures.
     pub summary: String,
+}
+
+impl Verdict {
+    /// The verdict of a run whose checks found `problems` (each a clause such
+    /// as "the p95 latency 140 ms is over the 10 ms objective"): unhealthy,
+    /// with the problems as one sentence; or, if there are none, healthy with
+    /// the summary `healthy` gives.
+    pub fn from_problems(problems: &[String], healthy: impl FnOnce() -> String) -> Verdict {
+        if problems.is_empty() {
+            return Verdict {
+                healthy: true,
+                summary: healthy(),
+            };
+        }
+        let sentence = problems.join("; ") + ".";
+        let mut chars = sentence.chars();
+        let summary = chars
+            .next()
+            .map(|first| first.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        Verdict {
+            healthy: false,
+            summary,
+        }
+    }
 }
 
 /// A scenario: a story, a workload, and a verdict, for each [`Variant`] of its code.
@@ -120,6 +150,23 @@ pub trait Scenario: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_from_problems() {
+        let healthy = Verdict::from_problems(&[], || "All good.".to_owned());
+        assert!(healthy.healthy);
+        assert_eq!(healthy.summary, "All good.");
+        let problems = [
+            "the p95 latency is high".to_owned(),
+            "3 answers were wrong".to_owned(),
+        ];
+        let unhealthy = Verdict::from_problems(&problems, || unreachable!());
+        assert!(!unhealthy.healthy);
+        assert_eq!(
+            unhealthy.summary,
+            "The p95 latency is high; 3 answers were wrong."
+        );
+    }
 
     #[test]
     fn hints_are_read_from_the_readme() {

@@ -97,7 +97,9 @@ impl std::fmt::Display for Service {
 
 /// Reads an optional setting from the environment; empty counts as unset.
 pub(crate) fn env_setting(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|value| !value.trim().is_empty())
+    std::env::var(var)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// A running service container and where to reach it.
@@ -149,11 +151,14 @@ async fn start_container_inner(spec: ContainerSpec) -> Result<ServiceContainer> 
     }
 
     let step = progress::step(format!("starting {service} ({image})"));
-    let handle = request.start().await.map_err(|error| HarnessError::Container {
-        service,
-        action: "start",
-        detail: crate::redact::redact(&error.to_string()),
-    })?;
+    let handle = request
+        .start()
+        .await
+        .map_err(|error| HarnessError::Container {
+            service,
+            action: "start",
+            detail: crate::redact::redact(&error.to_string()),
+        })?;
     let host = handle
         .get_host()
         .await
@@ -174,7 +179,11 @@ async fn start_container_inner(spec: ContainerSpec) -> Result<ServiceContainer> 
     })
 }
 
-fn container_error(service: Service, action: &'static str, error: impl std::fmt::Display) -> HarnessError {
+fn container_error(
+    service: Service,
+    action: &'static str,
+    error: impl std::fmt::Display,
+) -> HarnessError {
     HarnessError::Container {
         service,
         action,

@@ -37,7 +37,11 @@ const EXIT_CLEANUP_WAIT: Duration = Duration::from_secs(30);
 pub fn id() -> &'static str {
     static ID: LazyLock<String> = LazyLock::new(|| {
         let random: u32 = rand::random();
-        format!("{:x}{:06x}", std::process::id() & 0xffff, random & 0xff_ffff)
+        format!(
+            "{:x}{:06x}",
+            std::process::id() & 0xffff,
+            random & 0xff_ffff
+        )
     });
     &ID
 }
@@ -82,7 +86,9 @@ fi
 /// installed the watcher cannot work; the harness then warns once and relies
 /// on the exit hook and `debuglab clean`.
 pub(crate) fn ensure_watcher() {
-    let mut watcher = WATCHER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut watcher = WATCHER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if watcher.is_some() {
         return;
     }
@@ -90,7 +96,10 @@ pub(crate) fn ensure_watcher() {
     command
         .arg("-c")
         .arg(WATCHER_SCRIPT)
-        .env("DEBUGLAB_SESSION_FILTER", format!("{SESSION_LABEL}={}", id()))
+        .env(
+            "DEBUGLAB_SESSION_FILTER",
+            format!("{SESSION_LABEL}={}", id()),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -127,7 +136,10 @@ fn which_docker_cli() -> Option<std::path::PathBuf> {
 /// The CLI calls it before exiting and on Ctrl-C; the exit hook calls it for
 /// everything else.
 pub fn remove_session_containers() {
-    let taken = WATCHER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let taken = WATCHER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     let Some(mut watcher) = taken else { return };
     if let Some(mut pipe) = watcher.pipe.take() {
         // Any line (or EOF) starts the clean-up; the write may fail if the
@@ -150,7 +162,10 @@ pub fn remove_session_containers() {
 /// Leaves this session's containers running after the process ends, for
 /// investigation (`debuglab run --keep`); `debuglab clean` removes them later.
 pub fn keep_containers() {
-    let taken = WATCHER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let taken = WATCHER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     let Some(mut watcher) = taken else { return };
     if let Some(mut pipe) = watcher.pipe.take() {
         let _ = pipe.write_all(b"keep\n");

@@ -11,7 +11,10 @@ pub struct Latencies {
 impl Latencies {
     /// Collects durations.
     pub fn new(durations: impl IntoIterator<Item = Duration>) -> Self {
-        let mut sorted_ms: Vec<f64> = durations.into_iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        let mut sorted_ms: Vec<f64> = durations
+            .into_iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
         sorted_ms.sort_by(f64::total_cmp);
         Latencies { sorted_ms }
     }
@@ -59,7 +62,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 {
+    Some(if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]
@@ -107,7 +110,13 @@ pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
     if spread == 0.0 {
         return None;
     }
-    Some(points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum::<f64>() / spread)
+    Some(
+        points
+            .iter()
+            .map(|p| (p.0 - mean_x) * (p.1 - mean_y))
+            .sum::<f64>()
+            / spread,
+    )
 }
 
 #[cfg(test)]

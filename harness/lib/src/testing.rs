@@ -19,7 +19,45 @@ pub async fn run_variant(scenario: &dyn Scenario, variant: Variant) -> Report {
     let options = RunOptions::from_env().unwrap_or_else(|error| panic!("{error}"));
     match run(scenario, variant, &options).await {
         Ok(report) => report,
-        Err(error) => panic!("debuglab could not run {} ({variant}): {error}", scenario.info().id),
+        Err(error) => panic!(
+            "debuglab could not run {} ({variant}): {error}",
+            scenario.info().id
+        ),
+    }
+}
+
+/// One variant's report, run once and shared by the tests of a test binary.
+///
+/// Reports are plain data, so sharing them across the tests' runtimes is
+/// safe (unlike pools); each variant then runs once per binary, not per test.
+///
+/// ```ignore
+/// static BUGGY: SharedReport = SharedReport::new();
+/// let report = BUGGY.get(&SCENARIO, Variant::Buggy).await;
+/// ```
+pub struct SharedReport {
+    cell: tokio::sync::OnceCell<Report>,
+}
+
+impl SharedReport {
+    /// A report not run yet.
+    pub const fn new() -> SharedReport {
+        SharedReport {
+            cell: tokio::sync::OnceCell::const_new(),
+        }
+    }
+
+    /// The report of `variant`, running it on first use.
+    pub async fn get(&'static self, scenario: &dyn Scenario, variant: Variant) -> &'static Report {
+        self.cell
+            .get_or_init(|| run_variant(scenario, variant))
+            .await
+    }
+}
+
+impl Default for SharedReport {
+    fn default() -> Self {
+        SharedReport::new()
     }
 }
 
@@ -67,7 +105,10 @@ impl TestDatabase {
             .create_database(label, template)
             .await
             .unwrap_or_else(|error| panic!("debuglab could not create a test database: {error}"));
-        TestDatabase { database, _turn: turn }
+        TestDatabase {
+            database,
+            _turn: turn,
+        }
     }
 
     /// Drops the database and gives the turn back.

@@ -56,7 +56,10 @@ impl<T, E> WorkloadOutcome<T, E> {
 
     /// How many finished requests failed.
     pub fn errors(&self) -> usize {
-        self.records.iter().filter(|record| record.result.is_err()).count()
+        self.records
+            .iter()
+            .filter(|record| record.result.is_err())
+            .count()
     }
 
     /// Finished requests per second.
@@ -70,7 +73,11 @@ impl<T, E> WorkloadOutcome<T, E> {
 /// Each request is its own task, so a request that blocks its thread or never
 /// completes cannot stop the clock: at `workload.hard_limit` everything still
 /// in flight is aborted and counted in [`WorkloadOutcome::unfinished`].
-pub async fn drive<F, Fut, T, E>(label: &str, workload: Workload, request: F) -> WorkloadOutcome<T, E>
+pub async fn drive<F, Fut, T, E>(
+    label: &str,
+    workload: Workload,
+    request: F,
+) -> WorkloadOutcome<T, E>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
@@ -153,10 +160,17 @@ mod tests {
     #[tokio::test]
     async fn runs_every_request_once() {
         let outcome = drive("test", workload(50, 4), |i| async move { Ok::<_, ()>(i) }).await;
-        let mut seen: Vec<usize> = outcome.records.iter().map(|r| *r.result.as_ref().unwrap()).collect();
+        let mut seen: Vec<usize> = outcome
+            .records
+            .iter()
+            .map(|r| *r.result.as_ref().unwrap())
+            .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
-        assert_eq!((outcome.unfinished, outcome.cut_off, outcome.errors()), (0, false, 0));
+        assert_eq!(
+            (outcome.unfinished, outcome.cut_off, outcome.errors()),
+            (0, false, 0)
+        );
     }
 
     #[tokio::test]

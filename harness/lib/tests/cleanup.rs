@@ -16,10 +16,14 @@ const CHILD_MODE: &str = "DEBUGLAB_TEST_CHILD_MODE";
 #[test]
 #[ignore = "run by the other tests in this file as a child process"]
 fn child_starts_a_container() {
-    let Ok(mode) = std::env::var(CHILD_MODE) else { return };
+    let Ok(mode) = std::env::var(CHILD_MODE) else {
+        return;
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        debuglab_harness::redis::server().await.expect("Redis starts");
+        debuglab_harness::redis::server()
+            .await
+            .expect("Redis starts");
     });
     println!("SESSION {}", session::id());
     if mode == "hang" {
@@ -31,17 +35,28 @@ fn child_starts_a_container() {
 
 fn start_child(mode: &str) -> (Child, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_starts_a_container", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_starts_a_container",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_MODE, mode)
         .env_remove("DEBUGLAB_REDIS_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the test binary starts again");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
     let session = lines
         // libtest prints "test child_starts_a_container ... " first, on the same line.
-        .find_map(|line| line.split_once("SESSION ").map(|(_, id)| id.trim().to_owned()))
+        .find_map(|line| {
+            line.split_once("SESSION ")
+                .map(|(_, id)| id.trim().to_owned())
+        })
         .expect("the child reports its session");
     // Keep reading, so that the child's last words do not hit a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
@@ -54,7 +69,11 @@ fn containers_of(session_id: &str) -> usize {
         .arg(format!("label={}={session_id}", session::SESSION_LABEL))
         .output()
         .expect("the docker CLI runs");
-    assert!(output.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "docker ps failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).lines().count()
 }
 
@@ -63,19 +82,30 @@ fn normal_exit_removes_the_shared_container_before_the_process_ends() {
     let (mut child, session_id) = start_child("exit");
     assert!(child.wait().unwrap().success());
     // No waiting: the exit hook removed the container before the child ended.
-    assert_eq!(containers_of(&session_id), 0, "session {session_id} left containers behind");
+    assert_eq!(
+        containers_of(&session_id),
+        0,
+        "session {session_id} left containers behind"
+    );
 }
 
 #[test]
 fn killed_process_has_its_container_removed_by_the_watcher() {
     let (mut child, session_id) = start_child("hang");
-    assert_eq!(containers_of(&session_id), 1, "the child's container should be running");
+    assert_eq!(
+        containers_of(&session_id),
+        1,
+        "the child's container should be running"
+    );
     child.kill().unwrap(); // SIGKILL: no exit hook, no destructor runs.
     child.wait().unwrap();
     // The watcher notices the closed pipe at once; docker rm takes a moment.
     let deadline = Instant::now() + Duration::from_secs(30);
     while containers_of(&session_id) > 0 {
-        assert!(Instant::now() < deadline, "session {session_id}'s container outlived its killed process by 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "session {session_id}'s container outlived its killed process by 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

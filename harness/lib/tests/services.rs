@@ -18,10 +18,16 @@ const SMALL_POOL: PoolSettings = PoolSettings {
 fn session_containers() -> Vec<String> {
     let output = Command::new("docker")
         .args(["ps", "-a", "--format", "{{.ID}} {{.Labels}}"])
-        .args(["--filter", &format!("label={}={}", session::SESSION_LABEL, session::id())])
+        .args([
+            "--filter",
+            &format!("label={}={}", session::SESSION_LABEL, session::id()),
+        ])
         .output()
         .expect("the docker CLI runs");
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
@@ -29,11 +35,20 @@ async fn postgres_runs_get_their_own_database_with_query_statistics() {
     let first = TestDatabase::create("services", None).await;
     let name = first.database.name().to_owned();
     let pool = first.database.pool(SMALL_POOL).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE t (n int); INSERT INTO t VALUES (1)").execute(&pool).await.unwrap();
-    let current: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE t (n int); INSERT INTO t VALUES (1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let current: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(current, name);
     // pg_stat_statements is preloaded, so the extension's view answers.
-    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_statements").fetch_one(&pool).await.unwrap();
+    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_statements")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(calls >= 0);
     pool.close().await;
     first.close().await;
@@ -54,7 +69,10 @@ async fn postgres_runs_get_their_own_database_with_query_statistics() {
     if std::env::var_os("DEBUGLAB_POSTGRES_URL").is_none() {
         let containers = session_containers();
         assert!(
-            containers.iter().any(|line| line.contains("debuglab=true") && line.contains("debuglab.service=postgres")),
+            containers
+                .iter()
+                .any(|line| line.contains("debuglab=true")
+                    && line.contains("debuglab.service=postgres")),
             "the PostgreSQL container ({}) is not labelled: {containers:?}",
             server.description()
         );
@@ -70,7 +88,12 @@ async fn redis_runs_lease_separate_databases() {
 
     let pool = first.pool(SMALL_POOL).await.unwrap();
     let mut conn = pool.get().await.unwrap();
-    deadpool_redis::redis::cmd("SET").arg("k").arg("v").query_async::<()>(&mut *conn).await.unwrap();
+    deadpool_redis::redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async::<()>(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
     assert_eq!(first.dbsize().await.unwrap(), 1);
     assert_eq!(second.dbsize().await.unwrap(), 0);
@@ -85,7 +108,10 @@ async fn redis_runs_lease_separate_databases() {
     if std::env::var_os("DEBUGLAB_REDIS_URL").is_none() {
         let containers = session_containers();
         assert!(
-            containers.iter().any(|line| line.contains("debuglab=true") && line.contains("debuglab.service=redis")),
+            containers
+                .iter()
+                .any(|line| line.contains("debuglab=true")
+                    && line.contains("debuglab.service=redis")),
             "the Redis container is not labelled: {containers:?}"
         );
     }

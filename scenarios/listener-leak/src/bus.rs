@@ -46,7 +46,11 @@ impl EventBus {
     /// Calls every listener with `event`.
     pub fn publish(&self, event: &Event) {
         // Listeners run outside the lock, so one may subscribe or unsubscribe.
-        let listeners: Vec<Listener> = self.lock().iter().map(|(_, listener)| Arc::clone(listener)).collect();
+        let listeners: Vec<Listener> = self
+            .lock()
+            .iter()
+            .map(|(_, listener)| Arc::clone(listener))
+            .collect();
         for listener in listeners {
             listener(event);
         }
@@ -58,6 +62,8 @@ impl EventBus {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ListenerId, Listener)>> {
-        self.listeners.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -17,7 +17,8 @@ impl DataServiceApi for DataService {
 
         // Keep the dashboard up to date with announcements.
         let listener_state = Arc::clone(&state);
-        app.bus.subscribe(move |event| listener_state.on_event(event));
+        app.bus
+            .subscribe(move |event| listener_state.on_event(event));
 
         // Follow the user's price alerts, published on Redis.
         let mut prices = app.redis.get_async_pubsub().await?;

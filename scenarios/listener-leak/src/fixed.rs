@@ -24,7 +24,9 @@ impl DataServiceApi for DataService {
 
         // Keep the dashboard up to date with announcements.
         let listener_state = Arc::clone(&state);
-        let listener = app.bus.subscribe(move |event| listener_state.on_event(event));
+        let listener = app
+            .bus
+            .subscribe(move |event| listener_state.on_event(event));
         let listener = Unsubscribe {
             bus: Arc::clone(&app.bus),
             id: listener,

@@ -14,8 +14,8 @@
 //! so the verdict holds on any machine. Every request must still receive an
 //! announcement and a price alert, so dropping the listeners is not a fix.
 
-pub mod bus;
 pub mod buggy;
+pub mod bus;
 pub mod exercise;
 pub mod fixed;
 
@@ -24,13 +24,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use deadpool_redis::redis;
 use debuglab_harness::alloc::live_heap_bytes;
 use debuglab_harness::report::format_number;
 use debuglab_harness::sampler::sample_every;
 use debuglab_harness::stats::{slope, Latencies};
 use debuglab_harness::workload::{drive, Workload};
 use debuglab_harness::{Result, RunContext, Scenario, ScenarioInfo, Service, Variant, Verdict};
-use deadpool_redis::redis;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -90,7 +90,10 @@ impl SessionState {
 
     /// Shows a price alert on the dashboard.
     pub fn on_price(&self, price: String) {
-        *self.last_price.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(price);
+        *self
+            .last_price
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(price);
         self.price_updates.send_modify(|count| *count += 1);
     }
 
@@ -101,7 +104,10 @@ impl SessionState {
 
     /// The latest price alert.
     pub fn last_price(&self) -> Option<String> {
-        self.last_price.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.last_price
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Watches the number of price alerts seen.
@@ -118,7 +124,10 @@ impl SessionState {
 /// What every variant's `DataService` offers.
 pub trait DataServiceApi: Send + Sync + Sized + 'static {
     /// Opens the service for one request of `user_id`.
-    fn open(app: &App, user_id: i64) -> impl Future<Output = std::result::Result<Self, AppError>> + Send;
+    fn open(
+        app: &App,
+        user_id: i64,
+    ) -> impl Future<Output = std::result::Result<Self, AppError>> + Send;
     /// The dashboard it keeps.
     fn state(&self) -> &Arc<SessionState>;
 }
@@ -194,16 +203,30 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
     let runtime = tokio::runtime::Handle::current();
 
     let snapshot = {
-        let (app, done, redis, runtime) = (Arc::clone(&app), Arc::clone(&done), redis.clone(), runtime.clone());
+        let (app, done, redis, runtime) = (
+            Arc::clone(&app),
+            Arc::clone(&done),
+            redis.clone(),
+            runtime.clone(),
+        );
         move || {
-            let (app, done, redis, runtime) = (Arc::clone(&app), Arc::clone(&done), redis.clone(), runtime.clone());
+            let (app, done, redis, runtime) = (
+                Arc::clone(&app),
+                Arc::clone(&done),
+                redis.clone(),
+                runtime.clone(),
+            );
             async move {
                 Snapshot {
                     requests_done: done.load(Ordering::Relaxed),
                     listeners: app.bus.listener_count(),
                     heap_bytes: live_heap_bytes(),
                     tasks: runtime.metrics().num_alive_tasks(),
-                    redis_clients: redis.clients().await.map(|clients| clients.len()).unwrap_or(0),
+                    redis_clients: redis
+                        .clients()
+                        .await
+                        .map(|clients| clients.len())
+                        .unwrap_or(0),
                 }
             }
         }
@@ -220,7 +243,8 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
     let outcome = {
         let (app, done) = (Arc::clone(&app), Arc::clone(&done));
         drive("dashboard requests", workload, move |index| {
-            let (app, done, mut publisher) = (Arc::clone(&app), Arc::clone(&done), publisher.clone());
+            let (app, done, mut publisher) =
+                (Arc::clone(&app), Arc::clone(&done), publisher.clone());
             async move {
                 let user_id = index as i64 + 1;
                 let service = S::open(&app, user_id).await?;
@@ -237,11 +261,14 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
                     .arg(&price)
                     .query_async(&mut publisher)
                     .await?;
-                let delivered = tokio::time::timeout(DELIVERY_TIMEOUT, updates.wait_for(|count| *count >= 1)).await;
+                let delivered =
+                    tokio::time::timeout(DELIVERY_TIMEOUT, updates.wait_for(|count| *count >= 1))
+                        .await;
                 let seen = RequestSeen {
                     dispatch,
                     announcement_delivered: state.announcements_seen() >= 1,
-                    price_delivered: matches!(delivered, Ok(Ok(_))) && state.last_price() == Some(price),
+                    price_delivered: matches!(delivered, Ok(Ok(_)))
+                        && state.last_price() == Some(price),
                 };
                 drop(service);
                 done.fetch_add(1, Ordering::Relaxed);
@@ -255,19 +282,32 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
     let samples = sampler.stop().await;
     let end = snapshot().await;
 
-    let seen: Vec<&RequestSeen> = outcome.records.iter().filter_map(|record| record.result.as_ref().ok()).collect();
+    let seen: Vec<&RequestSeen> = outcome
+        .records
+        .iter()
+        .filter_map(|record| record.result.as_ref().ok())
+        .collect();
     let errors = outcome.errors();
     let first_error = outcome
         .records
         .iter()
         .find_map(|record| record.result.as_ref().err().map(ToString::to_string));
-    let missed_announcements = seen.iter().filter(|request| !request.announcement_delivered).count();
-    let missed_prices = seen.iter().filter(|request| !request.price_delivered).count();
+    let missed_announcements = seen
+        .iter()
+        .filter(|request| !request.announcement_delivered)
+        .count();
+    let missed_prices = seen
+        .iter()
+        .filter(|request| !request.price_delivered)
+        .count();
 
     // Growth per 1,000 requests, after the first tenth (warm-up: buffers, pools).
     let mut points: Vec<Snapshot> = samples.iter().map(|sample| sample.value).collect();
     points.push(end);
-    let warm: Vec<Snapshot> = points.into_iter().filter(|point| point.requests_done >= REQUESTS / 10).collect();
+    let warm: Vec<Snapshot> = points
+        .into_iter()
+        .filter(|point| point.requests_done >= REQUESTS / 10)
+        .collect();
     let per_1000 = |pick: fn(&Snapshot) -> usize| {
         let xy: Vec<(f64, f64)> = warm
             .iter()
@@ -282,7 +322,10 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
     let heap_growth = end.heap_bytes as f64 - start.heap_bytes as f64;
 
     let dispatch_us = |slice: &[&RequestSeen]| {
-        Latencies::new(slice.iter().map(|request| request.dispatch)).p50_ms().unwrap_or(0.0) * 1000.0
+        Latencies::new(slice.iter().map(|request| request.dispatch))
+            .p50_ms()
+            .unwrap_or(0.0)
+            * 1000.0
     };
     let tenth = (seen.len() / 10).max(1);
     let dispatch_first = dispatch_us(&seen[..tenth.min(seen.len())]);
@@ -329,7 +372,12 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
     ));
     ctx.evidence(format!(
         "samples (requests: listeners / tasks / Redis clients / heap MiB): {}",
-        warm_timeline(&samples.iter().map(|sample| sample.value).collect::<Vec<_>>())
+        warm_timeline(
+            &samples
+                .iter()
+                .map(|sample| sample.value)
+                .collect::<Vec<_>>()
+        )
     ));
     ctx.evidence(format!(
         "event dispatch (publish to every listener), median: {dispatch_first:.1} µs in the first tenth of requests, {dispatch_last:.1} µs in the last"
@@ -355,38 +403,45 @@ async fn run<S: DataServiceApi>(ctx: &RunContext) -> Result<Verdict> {
     let mut problems = Vec::new();
     let mut grows = |name: &str, value: f64, bound: f64, unit: &str| {
         if value > bound {
-            problems.push(format!("{name} grow by {} {unit}per 1,000 requests", format_number(value.round())));
+            problems.push(format!(
+                "{name} grow by {} {unit}per 1,000 requests",
+                format_number(value.round())
+            ));
         }
     };
     grows("listeners", listeners_per_1000, MAX_LISTENERS_PER_1000, "");
     grows("tokio tasks", tasks_per_1000, MAX_TASKS_PER_1000, "");
     grows("Redis clients", clients_per_1000, MAX_CLIENTS_PER_1000, "");
-    grows("live heap bytes", heap_per_1000, MAX_HEAP_BYTES_PER_1000, "");
+    grows(
+        "live heap bytes",
+        heap_per_1000,
+        MAX_HEAP_BYTES_PER_1000,
+        "",
+    );
     if errors > 0 || outcome.unfinished > 0 {
-        problems.push(format!("{} requests failed or hung", errors + outcome.unfinished));
+        problems.push(format!(
+            "{} requests failed or hung",
+            errors + outcome.unfinished
+        ));
     }
     if missed_announcements + missed_prices > 0 {
-        problems.push(format!("{} events were not delivered to live subscribers", missed_announcements + missed_prices));
+        problems.push(format!(
+            "{} events were not delivered to live subscribers",
+            missed_announcements + missed_prices
+        ));
     }
     if outcome.records.len() < REQUESTS {
-        problems.push(format!("only {} of {REQUESTS} requests ran", outcome.records.len()));
+        problems.push(format!(
+            "only {} of {REQUESTS} requests ran",
+            outcome.records.len()
+        ));
     }
-    Ok(if problems.is_empty() {
-        Verdict {
-            healthy: true,
-            summary: format!(
-                "Flat after warm-up: listeners, tasks and Redis clients stay at {} / {} / {} while every one of {} requests got its announcement and price alert.",
-                end.listeners, end.tasks, end.redis_clients, REQUESTS
-            ),
-        }
-    } else {
-        let summary = problems.join("; ") + ".";
-        let mut chars = summary.chars();
-        Verdict {
-            healthy: false,
-            summary: chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default(),
-        }
-    })
+    Ok(Verdict::from_problems(&problems, || {
+        format!(
+            "Flat after warm-up: listeners, tasks and Redis clients stay at {} / {} / {} while every one of {} requests got its announcement and price alert.",
+            end.listeners, end.tasks, end.redis_clients, REQUESTS
+        )
+    }))
 }
 
 fn round1(value: f64) -> f64 {

@@ -17,13 +17,24 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![(0u8..6).prop_map(Step::Open), (0u8..6).prop_map(Step::Close), Just(Step::Publish)]
+    prop_oneof![
+        (0u8..6).prop_map(Step::Open),
+        (0u8..6).prop_map(Step::Close),
+        Just(Step::Publish)
+    ]
 }
 
 #[test]
 fn fixed_delivers_to_every_live_service_and_only_to_them() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let redis = runtime.block_on(async { debuglab_harness::redis::server().await.unwrap().lease_database().await.unwrap() });
+    let redis = runtime.block_on(async {
+        debuglab_harness::redis::server()
+            .await
+            .unwrap()
+            .lease_database()
+            .await
+            .unwrap()
+    });
     let mut runner = TestRunner::new(Config {
         cases: 48,
         ..Config::default()
@@ -57,10 +68,19 @@ fn fixed_delivers_to_every_live_service_and_only_to_them() {
                     Step::Open(_) => {}
                 }
                 for (slot, (service, expected)) in &live {
-                    prop_assert_eq!(service.state().announcements_seen(), *expected, "live service {}", slot);
+                    prop_assert_eq!(
+                        service.state().announcements_seen(),
+                        *expected,
+                        "live service {}",
+                        slot
+                    );
                 }
                 for (state, expected) in &closed {
-                    prop_assert_eq!(state.announcements_seen(), *expected, "a closed service got an event");
+                    prop_assert_eq!(
+                        state.announcements_seen(),
+                        *expected,
+                        "a closed service got an event"
+                    );
                 }
                 prop_assert_eq!(app.bus.listener_count(), live.len());
             }

@@ -10,7 +10,9 @@ pub async fn place_order(shop: &Shop, order: &OrderRequest) -> Result<Receipt, S
     let mut cache = shop.cache.get().await?;
     let mut tx = shop.db.begin().await?;
 
-    let orders_today: i64 = cache.incr(format!("orders_today:{}", order.user_id), 1).await?;
+    let orders_today: i64 = cache
+        .incr(format!("orders_today:{}", order.user_id), 1)
+        .await?;
     let price_cents: i64 = sqlx::query_scalar("SELECT price_cents FROM products WHERE id = $1")
         .bind(order.product_id)
         .fetch_optional(&mut *tx)
@@ -34,7 +36,9 @@ pub async fn place_order(shop: &Shop, order: &OrderRequest) -> Result<Receipt, S
     .await?;
     tx.commit().await?;
 
-    let () = cache.set_ex(format!("order_status:{order_id}"), "paid", 3600).await?;
+    let () = cache
+        .set_ex(format!("order_status:{order_id}"), "paid", 3600)
+        .await?;
     Ok(Receipt {
         order_id,
         total_cents,

@@ -12,7 +12,9 @@ pub async fn place_order(shop: &Shop, order: &OrderRequest) -> Result<Receipt, S
     // payment call below.
     let orders_today: i64 = {
         let mut cache = shop.cache.get().await?;
-        cache.incr(format!("orders_today:{}", order.user_id), 1).await?
+        cache
+            .incr(format!("orders_today:{}", order.user_id), 1)
+            .await?
     };
     // One-off statements go to the pool directly; each is atomic on its own,
     // so no transaction has to stay open around the slow call.
@@ -39,7 +41,9 @@ pub async fn place_order(shop: &Shop, order: &OrderRequest) -> Result<Receipt, S
     .await?;
 
     let mut cache = shop.cache.get().await?;
-    let () = cache.set_ex(format!("order_status:{order_id}"), "paid", 3600).await?;
+    let () = cache
+        .set_ex(format!("order_status:{order_id}"), "paid", 3600)
+        .await?;
     Ok(Receipt {
         order_id,
         total_cents,

@@ -26,7 +26,9 @@ use std::time::Duration;
 use debuglab_harness::postgres::{ActivityRow, PgPool, RunDatabase};
 use debuglab_harness::sampler::sample_every;
 use debuglab_harness::workload::{drive, Workload};
-use debuglab_harness::{PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Variant, Verdict};
+use debuglab_harness::{
+    PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Variant, Verdict,
+};
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -115,7 +117,9 @@ impl Payments {
 
 /// The price of product `id` as seeded by the migration.
 pub fn seeded_price_cents(product_id: i64) -> Option<i64> {
-    (1..=PRODUCTS).contains(&product_id).then(|| 199 + product_id * 100)
+    (1..=PRODUCTS)
+        .contains(&product_id)
+        .then(|| 199 + product_id * 100)
 }
 
 /// Products in the seeded catalogue.
@@ -176,7 +180,10 @@ impl Scenario for PoolExhaustion {
 }
 
 /// A variant's `place_order`, as a plain function pointer.
-pub type PlaceOrder = for<'s> fn(&'s Shop, &'s OrderRequest) -> BoxFuture<'s, std::result::Result<Receipt, ShopError>>;
+pub type PlaceOrder = for<'s> fn(
+    &'s Shop,
+    &'s OrderRequest,
+) -> BoxFuture<'s, std::result::Result<Receipt, ShopError>>;
 
 macro_rules! place_order_of {
     ($variant:ident) => {{
@@ -213,9 +220,12 @@ pub fn random_orders(seed: u64, count: usize) -> Vec<OrderRequest> {
 
 /// What a correct checkout of `order` returns, apart from ids and counters.
 fn receipt_is_right(order: &OrderRequest, receipt: &Receipt) -> bool {
-    let Some(price) = seeded_price_cents(order.product_id) else { return false };
+    let Some(price) = seeded_price_cents(order.product_id) else {
+        return false;
+    };
     let total = price * i64::from(order.quantity);
-    receipt.total_cents == total && receipt.authorization == format!("auth-{}-{total}", order.user_id)
+    receipt.total_cents == total
+        && receipt.authorization == format!("auth-{}-{total}", order.user_id)
 }
 
 /// The two pools at one moment.
@@ -292,7 +302,8 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
 
     // What happened to the checkouts.
     let latencies = outcome.latencies();
-    let (mut db_timeouts, mut cache_timeouts, mut other_errors, mut wrong_receipts, mut succeeded) = (0, 0, 0, 0, 0);
+    let (mut db_timeouts, mut cache_timeouts, mut other_errors, mut wrong_receipts, mut succeeded) =
+        (0, 0, 0, 0, 0);
     let mut first_timeout = None;
     let mut first_other_error = None;
     for record in &outcome.records {
@@ -323,15 +334,28 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
     let pool_timeouts = db_timeouts + cache_timeouts;
     let p50 = latencies.p50_ms().unwrap_or(0.0);
     let p99 = latencies.p99_ms().unwrap_or(0.0);
-    let max_of = |pick: fn(&PoolSample) -> usize| pool_samples.iter().map(|sample| pick(&sample.value)).max().unwrap_or(0);
+    let max_of = |pick: fn(&PoolSample) -> usize| {
+        pool_samples
+            .iter()
+            .map(|sample| pick(&sample.value))
+            .max()
+            .unwrap_or(0)
+    };
     let max_waiters = max_of(|sample| sample.cache_waiting);
     // A burst of waiters when 50 requests arrive at once is normal; waiters
     // that stay are the symptom, so the mean tells them apart.
-    let mean_waiters = pool_samples.iter().map(|sample| sample.value.cache_waiting as f64).sum::<f64>()
+    let mean_waiters = pool_samples
+        .iter()
+        .map(|sample| sample.value.cache_waiting as f64)
+        .sum::<f64>()
         / pool_samples.len().max(1) as f64;
     let db_in_use_max = max_of(|sample| sample.db_in_use);
     let cache_in_use_max = max_of(|sample| sample.cache_in_use);
-    let backends_max = activity_samples.iter().map(|sample| sample.value.rows.len()).max().unwrap_or(0);
+    let backends_max = activity_samples
+        .iter()
+        .map(|sample| sample.value.rows.len())
+        .max()
+        .unwrap_or(0);
     let idle_in_transaction_max = activity_samples
         .iter()
         .map(|sample| sample.value.idle_in_transaction())
@@ -384,9 +408,10 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
     if let Some(error) = &first_other_error {
         ctx.evidence(format!("first other error: {error}"));
     }
-    if let Some(busiest) = activity_samples.iter().max_by_key(|sample| {
-        (sample.value.idle_in_transaction(), sample.value.rows.len())
-    }) {
+    if let Some(busiest) = activity_samples
+        .iter()
+        .max_by_key(|sample| (sample.value.idle_in_transaction(), sample.value.rows.len()))
+    {
         ctx.evidence(format!(
             "pg_stat_activity at {} ms: {} connections, {} idle in transaction",
             busiest.at.as_millis(),
@@ -398,7 +423,10 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         }
     }
     if outcome.cut_off {
-        ctx.evidence(format!("{} checkouts hung and were cut off", outcome.unfinished));
+        ctx.evidence(format!(
+            "{} checkouts hung and were cut off",
+            outcome.unfinished
+        ));
     }
 
     shop.db.close().await;
@@ -424,7 +452,10 @@ async fn count_orders(database: &RunDatabase) -> Result<i64> {
 }
 
 /// A few points of a sampled figure: `0 ms: 0, 200 ms: 45, …`.
-fn timeline(samples: &[debuglab_harness::sampler::Sample<PoolSample>], pick: fn(&PoolSample) -> usize) -> String {
+fn timeline(
+    samples: &[debuglab_harness::sampler::Sample<PoolSample>],
+    pick: fn(&PoolSample) -> usize,
+) -> String {
     let step = (samples.len() / 8).max(1);
     samples
         .iter()
@@ -455,13 +486,19 @@ fn verdict(judged: &Judged) -> Verdict {
         ));
     }
     if judged.p99 > P99_OBJECTIVE_MS {
-        problems.push(format!("the p99 latency {:.0} ms is over the {P99_OBJECTIVE_MS:.0} ms objective", judged.p99));
+        problems.push(format!(
+            "the p99 latency {:.0} ms is over the {P99_OBJECTIVE_MS:.0} ms objective",
+            judged.p99
+        ));
     }
     if judged.unfinished > 0 {
         problems.push(format!("{} checkouts hung", judged.unfinished));
     }
     if judged.other_errors > 0 {
-        problems.push(format!("{} checkouts failed for other reasons", judged.other_errors));
+        problems.push(format!(
+            "{} checkouts failed for other reasons",
+            judged.other_errors
+        ));
     }
     if judged.wrong_receipts > 0 {
         problems.push(format!("{} receipts were wrong", judged.wrong_receipts));
@@ -478,24 +515,16 @@ fn verdict(judged: &Judged) -> Verdict {
             judged.backends_max, DB_POOL.max_connections
         ));
     }
-    if problems.is_empty() {
-        return Verdict {
-            healthy: true,
-            summary: format!(
-                "All {} checkouts succeeded with no pool timeouts; p99 latency {:.0} ms is within the {P99_OBJECTIVE_MS:.0} ms objective with the same pools of {}.",
-                judged.succeeded, judged.p99, DB_POOL.max_connections
-            ),
-        };
-    }
-    let mut summary = problems.join("; ");
-    if judged.idle_in_transaction_max > 0 {
-        summary.push_str(&format!(
-            "; up to {} database connections sat idle in transaction",
+    if !problems.is_empty() && judged.idle_in_transaction_max > 0 {
+        problems.push(format!(
+            "up to {} database connections sat idle in transaction",
             judged.idle_in_transaction_max
         ));
     }
-    summary.push('.');
-    let mut chars = summary.chars();
-    let summary = chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default();
-    Verdict { healthy: false, summary }
+    Verdict::from_problems(&problems, || {
+        format!(
+            "All {} checkouts succeeded with no pool timeouts; p99 latency {:.0} ms is within the {P99_OBJECTIVE_MS:.0} ms objective with the same pools of {}.",
+            judged.succeeded, judged.p99, DB_POOL.max_connections
+        )
+    })
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use debuglab_harness::testing::TestDatabase;
 use debuglab_harness::{PoolSettings, Variant};
-use pool_exhaustion::{place_order_of, OrderRequest, Payments, Receipt, Shop, BASE_MIGRATIONS, PRODUCTS};
+use pool_exhaustion::{
+    place_order_of, OrderRequest, Payments, Receipt, Shop, BASE_MIGRATIONS, PRODUCTS,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -18,18 +20,29 @@ const ROOMY: PoolSettings = PoolSettings {
 
 fn order() -> impl Strategy<Value = OrderRequest> {
     // Product ids beyond the catalogue on purpose: both must refuse them alike.
-    (1i64..=5, 0i64..=PRODUCTS + 2, 1i32..=5).prop_map(|(user_id, product_id, quantity)| OrderRequest {
-        user_id,
-        product_id,
-        quantity,
+    (1i64..=5, 0i64..=PRODUCTS + 2, 1i32..=5).prop_map(|(user_id, product_id, quantity)| {
+        OrderRequest {
+            user_id,
+            product_id,
+            quantity,
+        }
     })
 }
 
 /// Places `orders` one after another with `variant` on a fresh database and Redis database.
 async fn checkout_all(variant: Variant, orders: &[OrderRequest]) -> Vec<Result<Receipt, String>> {
     let test_db = TestDatabase::create(&format!("pool_exhaustion_{variant}"), None).await;
-    test_db.database.migrate(&BASE_MIGRATIONS, &[]).await.unwrap();
-    let redis = debuglab_harness::redis::server().await.unwrap().lease_database().await.unwrap();
+    test_db
+        .database
+        .migrate(&BASE_MIGRATIONS, &[])
+        .await
+        .unwrap();
+    let redis = debuglab_harness::redis::server()
+        .await
+        .unwrap()
+        .lease_database()
+        .await
+        .unwrap();
     let shop = Shop {
         db: test_db.database.pool(ROOMY).await.unwrap(),
         cache: redis.pool(ROOMY).await.unwrap(),
@@ -38,7 +51,11 @@ async fn checkout_all(variant: Variant, orders: &[OrderRequest]) -> Vec<Result<R
     let place_order = place_order_of(variant);
     let mut answers = Vec::new();
     for order in orders {
-        answers.push(place_order(&shop, order).await.map_err(|error| error.to_string()));
+        answers.push(
+            place_order(&shop, order)
+                .await
+                .map_err(|error| error.to_string()),
+        );
     }
     shop.db.close().await;
     redis.release().await;

@@ -1,20 +1,20 @@
 //! The buggy checkout runs the pools dry under load and the fixed one does
 //! not, with the same pools, on real PostgreSQL and Redis.
 
-use debuglab_harness::testing::{assert_fix_verified, assert_symptom_reproduced, run_variant};
+use debuglab_harness::testing::{assert_fix_verified, assert_symptom_reproduced, SharedReport};
 use debuglab_harness::{Report, Variant};
 use pool_exhaustion::{CACHE_POOL, DB_POOL, P99_OBJECTIVE_MS, SCENARIO, WORKLOAD};
-use tokio::sync::OnceCell;
 
-static BUGGY: OnceCell<Report> = OnceCell::const_new();
-static FIXED: OnceCell<Report> = OnceCell::const_new();
+// Each variant runs once; its report is shared by the tests below.
+static BUGGY: SharedReport = SharedReport::new();
+static FIXED: SharedReport = SharedReport::new();
 
 async fn buggy() -> &'static Report {
-    BUGGY.get_or_init(|| run_variant(&SCENARIO, Variant::Buggy)).await
+    BUGGY.get(&SCENARIO, Variant::Buggy).await
 }
 
 async fn fixed() -> &'static Report {
-    FIXED.get_or_init(|| run_variant(&SCENARIO, Variant::Fixed)).await
+    FIXED.get(&SCENARIO, Variant::Fixed).await
 }
 
 #[tokio::test]
@@ -23,10 +23,22 @@ async fn buggy_checkout_times_out_waiting_for_connections() {
     assert_symptom_reproduced(report);
     let text = report.render_text(false);
     assert!(report.metric("pool_timeouts").unwrap() > 0.0, "{text}");
-    assert!(report.metric("p99_ms").unwrap() > P99_OBJECTIVE_MS, "{text}");
+    assert!(
+        report.metric("p99_ms").unwrap() > P99_OBJECTIVE_MS,
+        "{text}"
+    );
     // Connections were held, not merely busy: the database saw them idle in a transaction.
-    assert!(report.metric("idle_in_transaction_max").unwrap() >= 1.0, "{text}");
-    assert!(report.evidence.iter().any(|line| line.contains("idle in transaction")), "{text}");
+    assert!(
+        report.metric("idle_in_transaction_max").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert!(
+        report
+            .evidence
+            .iter()
+            .any(|line| line.contains("idle in transaction")),
+        "{text}"
+    );
     // The run ends on its own: every checkout finished or failed, none hung.
     assert_eq!(report.metric("unfinished"), Some(0.0), "{text}");
     assert_eq!(report.metric("timed_out"), Some(0.0), "{text}");
@@ -38,16 +50,33 @@ async fn fixed_checkout_succeeds_with_the_same_pools() {
     assert_fix_verified(report);
     let text = report.render_text(false);
     assert_eq!(report.metric("pool_timeouts"), Some(0.0), "{text}");
-    assert_eq!(report.metric("succeeded"), Some(WORKLOAD.requests as f64), "{text}");
-    assert_eq!(report.metric("orders_recorded"), Some(WORKLOAD.requests as f64), "{text}");
-    assert!(report.metric("db_backends_max").unwrap() <= f64::from(DB_POOL.max_connections), "{text}");
-    assert!(report.metric("cache_in_use_max").unwrap() <= f64::from(CACHE_POOL.max_connections), "{text}");
+    assert_eq!(
+        report.metric("succeeded"),
+        Some(WORKLOAD.requests as f64),
+        "{text}"
+    );
+    assert_eq!(
+        report.metric("orders_recorded"),
+        Some(WORKLOAD.requests as f64),
+        "{text}"
+    );
+    assert!(
+        report.metric("db_backends_max").unwrap() <= f64::from(DB_POOL.max_connections),
+        "{text}"
+    );
+    assert!(
+        report.metric("cache_in_use_max").unwrap() <= f64::from(CACHE_POOL.max_connections),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn waiters_pile_up_only_in_the_buggy_checkout() {
     let (buggy, fixed) = (buggy().await, fixed().await);
-    let (buggy_mean, fixed_mean) = (buggy.metric("mean_waiters").unwrap(), fixed.metric("mean_waiters").unwrap());
+    let (buggy_mean, fixed_mean) = (
+        buggy.metric("mean_waiters").unwrap(),
+        fixed.metric("mean_waiters").unwrap(),
+    );
     assert!(
         buggy_mean >= 10.0 * fixed_mean.max(0.1),
         "mean requests waiting for a Redis connection: buggy {buggy_mean}, fixed {fixed_mean}"

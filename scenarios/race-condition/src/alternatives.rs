@@ -25,7 +25,11 @@ pub mod process_lock {
     }
 
     /// `buggy::credit_wallet`, one at a time in this process.
-    pub async fn credit_wallet(replica: &Replica, wallet_id: i64, amount_cents: i64) -> Result<(), ReplicaError> {
+    pub async fn credit_wallet(
+        replica: &Replica,
+        wallet_id: i64,
+        amount_cents: i64,
+    ) -> Result<(), ReplicaError> {
         let _guard = ONE_AT_A_TIME.lock().await;
         buggy::credit_wallet(replica, wallet_id, amount_cents).await
     }
@@ -42,7 +46,10 @@ pub mod watch_and_row_lock {
         let mut cache = replica.cache.get().await?;
         let key = format!("likes:{post_id}");
         loop {
-            let () = redis::cmd("WATCH").arg(&key).query_async(&mut *cache).await?;
+            let () = redis::cmd("WATCH")
+                .arg(&key)
+                .query_async(&mut *cache)
+                .await?;
             let likes: Option<i64> = cache.get(&key).await?;
             replica.notifications.notify_author(post_id).await;
             let applied: Option<()> = redis::pipe()
@@ -58,13 +65,18 @@ pub mod watch_and_row_lock {
     }
 
     /// Locks the wallet's row for the whole read-approve-write.
-    pub async fn credit_wallet(replica: &Replica, wallet_id: i64, amount_cents: i64) -> Result<(), ReplicaError> {
+    pub async fn credit_wallet(
+        replica: &Replica,
+        wallet_id: i64,
+        amount_cents: i64,
+    ) -> Result<(), ReplicaError> {
         let mut tx = replica.db.begin().await?;
-        let (balance, tips): (i64, i64) =
-            sqlx::query_as("SELECT balance_cents, tips_received FROM wallets WHERE id = $1 FOR UPDATE")
-                .bind(wallet_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (balance, tips): (i64, i64) = sqlx::query_as(
+            "SELECT balance_cents, tips_received FROM wallets WHERE id = $1 FOR UPDATE",
+        )
+        .bind(wallet_id)
+        .fetch_one(&mut *tx)
+        .await?;
         replica.fraud_check.approve(wallet_id, amount_cents).await;
         sqlx::query("UPDATE wallets SET balance_cents = $2, tips_received = $3 WHERE id = $1")
             .bind(wallet_id)
@@ -100,28 +112,39 @@ pub mod script_and_serializable {
 
     /// Read-approve-write in a SERIALIZABLE transaction, retried when PostgreSQL
     /// refuses to commit it (SQLSTATE 40001): a retried attempt wrote nothing.
-    pub async fn credit_wallet(replica: &Replica, wallet_id: i64, amount_cents: i64) -> Result<(), ReplicaError> {
+    pub async fn credit_wallet(
+        replica: &Replica,
+        wallet_id: i64,
+        amount_cents: i64,
+    ) -> Result<(), ReplicaError> {
         loop {
             let attempt = async {
                 let mut tx = replica.db.begin().await?;
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").execute(&mut *tx).await?;
-                let (balance, tips): (i64, i64) =
-                    sqlx::query_as("SELECT balance_cents, tips_received FROM wallets WHERE id = $1")
-                        .bind(wallet_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                replica.fraud_check.approve(wallet_id, amount_cents).await;
-                sqlx::query("UPDATE wallets SET balance_cents = $2, tips_received = $3 WHERE id = $1")
-                    .bind(wallet_id)
-                    .bind(balance + amount_cents)
-                    .bind(tips + 1)
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
                     .execute(&mut *tx)
                     .await?;
+                let (balance, tips): (i64, i64) = sqlx::query_as(
+                    "SELECT balance_cents, tips_received FROM wallets WHERE id = $1",
+                )
+                .bind(wallet_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                replica.fraud_check.approve(wallet_id, amount_cents).await;
+                sqlx::query(
+                    "UPDATE wallets SET balance_cents = $2, tips_received = $3 WHERE id = $1",
+                )
+                .bind(wallet_id)
+                .bind(balance + amount_cents)
+                .bind(tips + 1)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await
             };
             match attempt.await {
                 Ok(()) => return Ok(()),
-                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("40001") => continue,
+                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("40001") => {
+                    continue
+                }
                 Err(error) => return Err(error.into()),
             }
         }

@@ -17,11 +17,16 @@ pub async fn record_like(replica: &Replica, post_id: i64) -> Result<(), ReplicaE
 
 /// Credits a tip of `amount_cents` to wallet `wallet_id` in PostgreSQL:
 /// adds it to the balance and counts it.
-pub async fn credit_wallet(replica: &Replica, wallet_id: i64, amount_cents: i64) -> Result<(), ReplicaError> {
-    let (balance, tips): (i64, i64) = sqlx::query_as("SELECT balance_cents, tips_received FROM wallets WHERE id = $1")
-        .bind(wallet_id)
-        .fetch_one(&replica.db)
-        .await?;
+pub async fn credit_wallet(
+    replica: &Replica,
+    wallet_id: i64,
+    amount_cents: i64,
+) -> Result<(), ReplicaError> {
+    let (balance, tips): (i64, i64) =
+        sqlx::query_as("SELECT balance_cents, tips_received FROM wallets WHERE id = $1")
+            .bind(wallet_id)
+            .fetch_one(&replica.db)
+            .await?;
     replica.fraud_check.approve(wallet_id, amount_cents).await;
     sqlx::query("UPDATE wallets SET balance_cents = $2, tips_received = $3 WHERE id = $1")
         .bind(wallet_id)

@@ -18,7 +18,11 @@ pub async fn record_like(replica: &Replica, post_id: i64) -> Result<(), ReplicaE
 
 /// Credits a tip of `amount_cents` to wallet `wallet_id` in PostgreSQL:
 /// adds it to the balance and counts it.
-pub async fn credit_wallet(replica: &Replica, wallet_id: i64, amount_cents: i64) -> Result<(), ReplicaError> {
+pub async fn credit_wallet(
+    replica: &Replica,
+    wallet_id: i64,
+    amount_cents: i64,
+) -> Result<(), ReplicaError> {
     replica.fraud_check.approve(wallet_id, amount_cents).await;
     // The database adds to the values it has at that moment (the row is
     // locked for the statement), instead of writing back values read earlier.

@@ -30,6 +30,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_redis::redis::AsyncCommands;
 use debuglab_harness::postgres::{PgPool, RunDatabase};
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::replica::{self, ReplicaSpec};
@@ -38,7 +39,6 @@ use debuglab_harness::workload::{drive, Workload};
 use debuglab_harness::{
     HarnessError, PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Verdict,
 };
-use deadpool_redis::redis::AsyncCommands;
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -133,7 +133,8 @@ pub fn standard_plan(seed: u64) -> Plan {
 
 /// The tips replica `replica` sends, in cents (1 to 100 each).
 pub fn tips(seed: u64, replica: usize, count: usize) -> Vec<i64> {
-    let mut rng = StdRng::seed_from_u64(seed ^ (replica as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        StdRng::seed_from_u64(seed ^ (replica as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     (0..count).map(|_| rng.random_range(1..=100)).collect()
 }
 
@@ -157,13 +158,18 @@ pub struct ReplicaReport {
 /// A variant's two operations, as function pointers.
 #[derive(Clone, Copy)]
 struct Code {
-    record_like: for<'r> fn(&'r Replica, i64) -> BoxFuture<'r, std::result::Result<(), ReplicaError>>,
-    credit_wallet: for<'r> fn(&'r Replica, i64, i64) -> BoxFuture<'r, std::result::Result<(), ReplicaError>>,
+    record_like:
+        for<'r> fn(&'r Replica, i64) -> BoxFuture<'r, std::result::Result<(), ReplicaError>>,
+    credit_wallet:
+        for<'r> fn(&'r Replica, i64, i64) -> BoxFuture<'r, std::result::Result<(), ReplicaError>>,
 }
 
 macro_rules! code_of {
     ($variant:ident) => {{
-        fn record_like(replica: &Replica, post_id: i64) -> BoxFuture<'_, std::result::Result<(), ReplicaError>> {
+        fn record_like(
+            replica: &Replica,
+            post_id: i64,
+        ) -> BoxFuture<'_, std::result::Result<(), ReplicaError>> {
             Box::pin($variant::record_like(replica, post_id))
         }
         fn credit_wallet(
@@ -182,7 +188,14 @@ macro_rules! code_of {
 
 /// Names of the code a replica can run: the variants, then the alternatives
 /// the tests use (see [`alternatives`]).
-pub const CODE_NAMES: [&str; 6] = ["buggy", "fixed", "exercise", "process-lock", "watch-and-row-lock", "script-and-serializable"];
+pub const CODE_NAMES: [&str; 6] = [
+    "buggy",
+    "fixed",
+    "exercise",
+    "process-lock",
+    "watch-and-row-lock",
+    "script-and-serializable",
+];
 
 impl Code {
     fn named(name: &str) -> Option<Code> {
@@ -214,7 +227,10 @@ pub fn replica_main(args: Vec<String>) -> ExitCode {
     };
     match runtime.block_on(replica_run(&args)) {
         Ok(report) => {
-            println!("{}", serde_json::to_string(&report).expect("a report serialises"));
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("a report serialises")
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -230,7 +246,9 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> std::result::Result
         .position(|arg| arg == name)
         .and_then(|at| args.get(at + 1))
         .ok_or_else(|| format!("missing {name}"))?;
-    value.parse().map_err(|_| format!("invalid {name} '{value}'"))
+    value
+        .parse()
+        .map_err(|_| format!("invalid {name} '{value}'"))
 }
 
 async fn replica_run(args: &[String]) -> std::result::Result<ReplicaReport, String> {
@@ -241,8 +259,12 @@ async fn replica_run(args: &[String]) -> std::result::Result<ReplicaReport, Stri
     let seed: u64 = arg(args, "--seed")?;
     let code = Code::named(&code_name).ok_or_else(|| format!("unknown code '{code_name}'"))?;
     let replica = Arc::new(Replica {
-        db: replica::pg_pool(REPLICA_POOL).await.map_err(|error| error.to_string())?,
-        cache: replica::redis_pool(REPLICA_POOL).await.map_err(|error| error.to_string())?,
+        db: replica::pg_pool(REPLICA_POOL)
+            .await
+            .map_err(|error| error.to_string())?,
+        cache: replica::redis_pool(REPLICA_POOL)
+            .await
+            .map_err(|error| error.to_string())?,
         notifications: RemoteService::new(REMOTE_LATENCY),
         fraud_check: RemoteService::new(REMOTE_LATENCY),
     });
@@ -270,7 +292,9 @@ async fn replica_run(args: &[String]) -> std::result::Result<ReplicaReport, Stri
         ..ReplicaReport::default()
     };
     for record in &outcome.records {
-        let Ok((liked, tipped)) = &record.result else { continue };
+        let Ok((liked, tipped)) = &record.result else {
+            continue;
+        };
         match liked {
             Ok(()) => report.likes += 1,
             Err(error) => {
@@ -317,7 +341,13 @@ pub struct Tally {
 
 /// Runs `plan` with the code called `code` (see [`CODE_NAMES`]) in replica
 /// processes against `database` (migrated) and `redis`, and tallies the result.
-pub async fn simulate(database: &RunDatabase, redis: &RunRedis, code: &str, plan: Plan, limit: Duration) -> Result<Tally> {
+pub async fn simulate(
+    database: &RunDatabase,
+    redis: &RunRedis,
+    code: &str,
+    plan: Plan,
+    limit: Duration,
+) -> Result<Tally> {
     let specs = (0..plan.replicas)
         .map(|replica_id| ReplicaSpec {
             scenario: INFO.id,
@@ -346,7 +376,10 @@ pub async fn simulate(database: &RunDatabase, redis: &RunRedis, code: &str, plan
     let mut tally = Tally::default();
     for (replica_id, outcome) in outcomes.into_iter().enumerate() {
         if outcome.timed_out {
-            tally.replica_failures.push(format!("replica {replica_id} hung and was killed after {} s", limit.as_secs()));
+            tally.replica_failures.push(format!(
+                "replica {replica_id} hung and was killed after {} s",
+                limit.as_secs()
+            ));
         } else if outcome.exit_code != Some(0) || outcome.report.is_none() {
             tally.replica_failures.push(format!(
                 "replica {replica_id} exited with {:?}: {}",
@@ -379,7 +412,8 @@ pub async fn simulate(database: &RunDatabase, redis: &RunRedis, code: &str, plan
 static INFO: ScenarioInfo = ScenarioInfo {
     id: "race-condition",
     title: "Race condition",
-    summary: "Read, await, write: replicas overwrite each other's likes and tips, and updates are lost.",
+    summary:
+        "Read, await, write: replicas overwrite each other's likes and tips, and updates are lost.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "lost_updates",
     readme: include_str!("../README.md"),
@@ -423,7 +457,13 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         ));
         simulate(&database, &redis, ctx.variant().id(), plan, limit).await?
     };
-    let lock_waits_max = lock_waits.stop().await.iter().map(|sample| sample.value).max().unwrap_or(0);
+    let lock_waits_max = lock_waits
+        .stop()
+        .await
+        .iter()
+        .map(|sample| sample.value)
+        .max()
+        .unwrap_or(0);
     let (commits_after, rollbacks_after) = database.transaction_counts().await?;
 
     let lost_likes = tally.expected_likes - tally.actual_likes;
@@ -432,7 +472,12 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
     // An update is one increment: a like counted, or a tip credited.
     let expected = tally.expected_likes + tally.expected_tips;
     let actual = tally.actual_likes + tally.actual_tips;
-    let errors: u64 = tally.reports.iter().flatten().map(|report| report.errors).sum();
+    let errors: u64 = tally
+        .reports
+        .iter()
+        .flatten()
+        .map(|report| report.errors)
+        .sum();
     ctx.metric("replicas", plan.replicas as f64);
     ctx.metric("concurrency_per_replica", plan.concurrency as f64);
     ctx.metric("expected", expected as f64);
@@ -450,7 +495,10 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
     ctx.metric("errors", errors as f64);
     ctx.metric("replica_failures", tally.replica_failures.len() as f64);
     ctx.metric("lock_waits_max", lock_waits_max as f64);
-    ctx.metric("transactions_rolled_back", (rollbacks_after - rollbacks_before) as f64);
+    ctx.metric(
+        "transactions_rolled_back",
+        (rollbacks_after - rollbacks_before) as f64,
+    );
 
     ctx.evidence(format!(
         "{} replica processes × {} likes with tips, {} at a time each (seed {}); the notification and fraud-check calls take {} ms",
@@ -476,7 +524,11 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
                 report.tips,
                 report.tipped_cents,
                 report.errors,
-                report.first_error.as_ref().map(|error| format!(", first: {error}")).unwrap_or_default()
+                report
+                    .first_error
+                    .as_ref()
+                    .map(|error| format!(", first: {error}"))
+                    .unwrap_or_default()
             )),
             None => ctx.evidence(format!("replica {replica_id}: no report")),
         }
@@ -489,7 +541,11 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
     for failure in &tally.replica_failures {
         ctx.evidence(failure.clone());
     }
-    if tally.replica_failures.iter().any(|failure| failure.contains("hung")) {
+    if tally
+        .replica_failures
+        .iter()
+        .any(|failure| failure.contains("hung"))
+    {
         ctx.metric("timed_out", 1.0);
     }
 
@@ -519,21 +575,10 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
             tally.expected_likes, tally.expected_tips
         ));
     }
-    let verdict = if problems.is_empty() {
-        Verdict {
-            healthy: true,
-            summary: format!(
-                "No update lost: {} likes and {} tips ({} cents) from {} replicas, {} at a time each, all counted exactly once.",
-                tally.actual_likes, tally.actual_tips, tally.actual_cents, plan.replicas, plan.concurrency
-            ),
-        }
-    } else {
-        let summary = problems.join("; ") + ".";
-        let mut chars = summary.chars();
-        Verdict {
-            healthy: false,
-            summary: chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default(),
-        }
-    };
-    Ok(verdict)
+    Ok(Verdict::from_problems(&problems, || {
+        format!(
+            "No update lost: {} likes and {} tips ({} cents) from {} replicas, {} at a time each, all counted exactly once.",
+            tally.actual_likes, tally.actual_tips, tally.actual_cents, plan.replicas, plan.concurrency
+        )
+    }))
 }

@@ -27,18 +27,43 @@ fn fixed_replicas_end_at_exactly_the_sum() {
     let result = runner.run(&plans, |plan| {
         let tally = runtime.block_on(async {
             let test_db = TestDatabase::create("race_condition_props", None).await;
-            test_db.database.migrate(&BASE_MIGRATIONS, &[]).await.unwrap();
-            let redis = debuglab_harness::redis::server().await.unwrap().lease_database().await.unwrap();
-            let tally = simulate(&test_db.database, &redis, "fixed", plan, Duration::from_secs(60))
+            test_db
+                .database
+                .migrate(&BASE_MIGRATIONS, &[])
                 .await
                 .unwrap();
+            let redis = debuglab_harness::redis::server()
+                .await
+                .unwrap()
+                .lease_database()
+                .await
+                .unwrap();
+            let tally = simulate(
+                &test_db.database,
+                &redis,
+                "fixed",
+                plan,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
             redis.release().await;
             test_db.close().await;
             tally
         });
-        prop_assert!(tally.replica_failures.is_empty(), "{:?}", tally.replica_failures);
+        prop_assert!(
+            tally.replica_failures.is_empty(),
+            "{:?}",
+            tally.replica_failures
+        );
         let operations = (plan.replicas * plan.operations_per_replica) as i64;
-        let all_tips: i64 = (0..plan.replicas).map(|r| tips(plan.seed, r, plan.operations_per_replica).iter().sum::<i64>()).sum();
+        let all_tips: i64 = (0..plan.replicas)
+            .map(|r| {
+                tips(plan.seed, r, plan.operations_per_replica)
+                    .iter()
+                    .sum::<i64>()
+            })
+            .sum();
         // Every operation succeeded, and the stores hold exactly their sum.
         prop_assert_eq!(tally.expected_likes, operations);
         prop_assert_eq!(tally.actual_likes, operations);

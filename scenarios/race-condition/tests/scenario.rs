@@ -36,7 +36,10 @@ async fn fixed_replicas_count_every_update_exactly_once() {
     // The load the issue asks for: at least 1000 increments, 16 at a time, 2 replicas.
     assert!(report.metric("expected_likes").unwrap() >= 1000.0, "{text}");
     assert!(report.metric("expected_tips").unwrap() >= 1000.0, "{text}");
-    assert!(report.metric("concurrency_per_replica").unwrap() >= 16.0, "{text}");
+    assert!(
+        report.metric("concurrency_per_replica").unwrap() >= 16.0,
+        "{text}"
+    );
     assert!(report.metric("replicas").unwrap() >= 2.0, "{text}");
 }
 
@@ -45,15 +48,34 @@ async fn tally_of(code: &str) -> race_condition::Tally {
     use debuglab_harness::testing::TestDatabase;
     use_the_replica_binary();
     let test_db = TestDatabase::create("race_condition_alternatives", None).await;
-    test_db.database.migrate(&race_condition::BASE_MIGRATIONS, &[]).await.unwrap();
-    let redis = debuglab_harness::redis::server().await.unwrap().lease_database().await.unwrap();
-    let plan = race_condition::standard_plan(7);
-    let tally = race_condition::simulate(&test_db.database, &redis, code, plan, std::time::Duration::from_secs(60))
+    test_db
+        .database
+        .migrate(&race_condition::BASE_MIGRATIONS, &[])
         .await
         .unwrap();
+    let redis = debuglab_harness::redis::server()
+        .await
+        .unwrap()
+        .lease_database()
+        .await
+        .unwrap();
+    let plan = race_condition::standard_plan(7);
+    let tally = race_condition::simulate(
+        &test_db.database,
+        &redis,
+        code,
+        plan,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     redis.release().await;
     test_db.close().await;
-    assert!(tally.replica_failures.is_empty(), "{code}: {:?}", tally.replica_failures);
+    assert!(
+        tally.replica_failures.is_empty(),
+        "{code}: {:?}",
+        tally.replica_failures
+    );
     tally
 }
 
@@ -70,7 +92,14 @@ async fn a_lock_inside_one_process_does_not_fix_replicas() {
 async fn other_correct_fixes_lose_nothing_either() {
     for code in ["watch-and-row-lock", "script-and-serializable"] {
         let tally = tally_of(code).await;
-        assert_eq!((tally.actual_likes, tally.actual_tips), (1200, 1200), "{code}: {tally:?}");
-        assert_eq!(tally.actual_cents, tally.expected_cents, "{code}: {tally:?}");
+        assert_eq!(
+            (tally.actual_likes, tally.actual_tips),
+            (1200, 1200),
+            "{code}: {tally:?}"
+        );
+        assert_eq!(
+            tally.actual_cents, tally.expected_cents,
+            "{code}: {tally:?}"
+        );
     }
 }

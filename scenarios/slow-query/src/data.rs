@@ -45,8 +45,11 @@ pub fn reference_recent_orders(user_id: i64) -> Vec<Order> {
     }
     // Orders of user u are those with g % USERS == u - 1.
     let first = if user_id == 1 { USERS } else { user_id - 1 };
-    let mut orders: Vec<Order> = (first..=ORDERS).step_by(USERS as usize).map(seeded_order).collect();
-    orders.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let mut orders: Vec<Order> = (first..=ORDERS)
+        .step_by(USERS as usize)
+        .map(seeded_order)
+        .collect();
+    orders.sort_by_key(|order| std::cmp::Reverse(order.created_at));
     orders.truncate(10);
     orders
 }
@@ -61,10 +64,13 @@ pub static ORDERS_TEMPLATE: DatabaseTemplate = DatabaseTemplate {
 
 fn seed_orders(conn: &mut PgConnection) -> BoxFuture<'_, debuglab_harness::Result<()>> {
     Box::pin(async move {
-        crate::BASE_MIGRATIONS.run_direct(&mut *conn).await.map_err(|error| HarnessError::Setup {
-            scenario: "slow-query".to_owned(),
-            detail: format!("base migration failed: {error}"),
-        })?;
+        crate::BASE_MIGRATIONS
+            .run_direct(&mut *conn)
+            .await
+            .map_err(|error| HarnessError::Setup {
+                scenario: "slow-query".to_owned(),
+                detail: format!("base migration failed: {error}"),
+            })?;
         let statuses = STATUSES.map(|s| format!("'{s}'")).join(",");
         let insert = format!(
             "INSERT INTO orders (id, user_id, status, total_cents, created_at)
@@ -78,9 +84,11 @@ fn seed_orders(conn: &mut PgConnection) -> BoxFuture<'_, debuglab_harness::Resul
         conn.execute(insert.as_str())
             .await
             .map_err(HarnessError::postgres("seeding orders"))?;
-        conn.execute(format!("SELECT setval(pg_get_serial_sequence('orders', 'id'), {ORDERS})").as_str())
-            .await
-            .map_err(HarnessError::postgres("moving the order id sequence"))?;
+        conn.execute(
+            format!("SELECT setval(pg_get_serial_sequence('orders', 'id'), {ORDERS})").as_str(),
+        )
+        .await
+        .map_err(HarnessError::postgres("moving the order id sequence"))?;
         Ok(())
     })
 }
@@ -95,7 +103,9 @@ mod tests {
             let orders = reference_recent_orders(user);
             assert_eq!(orders.len(), 10);
             assert!(orders.iter().all(|order| order.user_id == user));
-            assert!(orders.windows(2).all(|pair| pair[0].created_at > pair[1].created_at));
+            assert!(orders
+                .windows(2)
+                .all(|pair| pair[0].created_at > pair[1].created_at));
         }
         assert!(reference_recent_orders(0).is_empty());
         assert!(reference_recent_orders(USERS + 1).is_empty());

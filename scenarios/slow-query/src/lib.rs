@@ -35,7 +35,8 @@ use debuglab_harness::postgres::{Migration, PgPool, Plan, RunDatabase};
 use debuglab_harness::report::format_number;
 use debuglab_harness::workload::{drive, Workload};
 use debuglab_harness::{
-    HarnessError, PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Variant, Verdict,
+    HarnessError, PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Variant,
+    Verdict,
 };
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
@@ -155,7 +156,9 @@ pub async fn prepare(
 /// User ids for the workload: mostly real users, a few that have no orders.
 fn random_user_ids(seed: u64, count: usize) -> Vec<i64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..count).map(|_| rng.random_range(0..=data::USERS + 1)).collect()
+    (0..count)
+        .map(|_| rng.random_range(0..=data::USERS + 1))
+        .collect()
 }
 
 async fn run(ctx: &RunContext) -> Result<Verdict> {
@@ -165,8 +168,13 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         let _step = debuglab_harness::progress::step("applying migrations");
         database.migrate(&BASE_MIGRATIONS, code.migrations).await?;
     }
-    database.log_statements_slower_than(SLOW_LOG_THRESHOLD).await?;
-    let pool = database.pool(POOL).await.map_err(|error| setup_error(error.to_string()))?;
+    database
+        .log_statements_slower_than(SLOW_LOG_THRESHOLD)
+        .await?;
+    let pool = database
+        .pool(POOL)
+        .await
+        .map_err(|error| setup_error(error.to_string()))?;
     database.reset_statement_stats().await?;
     let log_mark = database.log_mark().await?;
 
@@ -177,7 +185,11 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         drive("order history requests", WORKLOAD, move |index| {
             let pool = pool.clone();
             let user_id = user_ids[index];
-            async move { (code.recent_orders)(&pool, user_id).await.map(|orders| (user_id, orders)) }
+            async move {
+                (code.recent_orders)(&pool, user_id)
+                    .await
+                    .map(|orders| (user_id, orders))
+            }
         })
         .await
     };
@@ -191,7 +203,8 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
                 let expected = data::reference_recent_orders(*user_id);
                 if *orders != expected {
                     wrong_answers += 1;
-                    first_wrong.get_or_insert_with(|| describe_difference(*user_id, orders, &expected));
+                    first_wrong
+                        .get_or_insert_with(|| describe_difference(*user_id, orders, &expected));
                 }
             }
             Err(error) => {
@@ -225,10 +238,15 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         ));
     }
     if let Some(error) = &first_error {
-        ctx.evidence(format!("{} requests failed; the first: {error}", outcome.errors()));
+        ctx.evidence(format!(
+            "{} requests failed; the first: {error}",
+            outcome.errors()
+        ));
     }
     if let Some(wrong) = &first_wrong {
-        ctx.evidence(format!("{wrong_answers} answers differ from the reference; the first: {wrong}"));
+        ctx.evidence(format!(
+            "{wrong_answers} answers differ from the reference; the first: {wrong}"
+        ));
     }
 
     // A cache in front of the query would answer from memory: a new order must show at once.
@@ -242,7 +260,11 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         .take(FRESHNESS_CHECKS)
         .collect();
     let stale_answers = match ctx
-        .within("the freshness check", Duration::from_secs(20), freshness_check(&database, &pool, code, &read_users))
+        .within(
+            "the freshness check",
+            Duration::from_secs(20),
+            freshness_check(&database, &pool, code, &read_users),
+        )
         .await
     {
         Some(result) => {
@@ -264,7 +286,9 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
     let (_, plans) = database
         .capture_plans(move |pool| async move { (code.recent_orders)(&pool, sample_user).await })
         .await?;
-    let mut plan = plans.into_iter().find(|plan| !plan.scans_of(TABLE).is_empty());
+    let mut plan = plans
+        .into_iter()
+        .find(|plan| !plan.scans_of(TABLE).is_empty());
     if plan.is_none() && !database.has_server_log() {
         // A server named by URL may not let the harness read its log.
         let sql = "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC LIMIT 10";
@@ -275,9 +299,13 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
         Some(plan) => {
             ctx.metric("seq_scans_on_orders", plan.seq_scans_on(TABLE) as f64);
             ctx.metric("rows_removed_by_filter", plan.rows_removed_by_filter());
-            ctx.evidence(format!("EXPLAIN (ANALYZE, BUFFERS) for user {sample_user}: {}", plan.evidence_line()));
+            ctx.evidence(format!(
+                "EXPLAIN (ANALYZE, BUFFERS) for user {sample_user}: {}",
+                plan.evidence_line()
+            ));
         }
-        None => ctx.evidence("no plan reading orders was captured: recent_orders did not query the table"),
+        None => ctx
+            .evidence("no plan reading orders was captured: recent_orders did not query the table"),
     }
     let indexes = database.index_definitions(TABLE).await?;
     ctx.evidence(format!("indexes on orders: {}", indexes.join("; ")));
@@ -301,7 +329,11 @@ async fn run(ctx: &RunContext) -> Result<Verdict> {
             ctx.evidence(format!("slow-query log: {}", entry.as_log_line()));
         }
         if slow.len() > 3 {
-            ctx.evidence(format!("slow-query log: … and {} more lines over {} ms", slow.len() - 3, SLOW_LOG_THRESHOLD.as_millis()));
+            ctx.evidence(format!(
+                "slow-query log: … and {} more lines over {} ms",
+                slow.len() - 3,
+                SLOW_LOG_THRESHOLD.as_millis()
+            ));
         }
     }
     pool.close().await;
@@ -360,7 +392,13 @@ async fn freshness_check(
 }
 
 fn describe_difference(user_id: i64, got: &[Order], expected: &[Order]) -> String {
-    let ids = |orders: &[Order]| orders.iter().map(|order| order.id.to_string()).collect::<Vec<_>>().join(",");
+    let ids = |orders: &[Order]| {
+        orders
+            .iter()
+            .map(|order| order.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     format!(
         "user {user_id}: got {} orders [{}], expected {} [{}]",
         got.len(),
@@ -392,12 +430,19 @@ fn verdict(judged: Judged<'_>) -> Verdict {
         problems.push("no request finished".to_owned());
     }
     if judged.p95 > P95_OBJECTIVE_MS {
-        problems.push(format!("the p95 latency {:.1} ms is over the {P95_OBJECTIVE_MS} ms objective", judged.p95));
+        problems.push(format!(
+            "the p95 latency {:.1} ms is over the {P95_OBJECTIVE_MS} ms objective",
+            judged.p95
+        ));
     }
     match judged.plan {
         Some(plan) if !judged.reads_through_index => problems.push(format!(
             "the plan reads orders with {} ({} rows read and thrown away)",
-            plan.scans_of(TABLE).iter().map(|node| node.label()).collect::<Vec<_>>().join(", "),
+            plan.scans_of(TABLE)
+                .iter()
+                .map(|node| node.label())
+                .collect::<Vec<_>>()
+                .join(", "),
             format_number(plan.rows_removed_by_filter())
         )),
         Some(_) => {}
@@ -407,37 +452,31 @@ fn verdict(judged: Judged<'_>) -> Verdict {
         problems.push(format!("{} requests failed or hung", judged.errors));
     }
     if judged.wrong_answers > 0 {
-        problems.push(format!("{} answers differ from the reference", judged.wrong_answers));
+        problems.push(format!(
+            "{} answers differ from the reference",
+            judged.wrong_answers
+        ));
     }
     if judged.stale_answers > 0 {
-        problems.push(format!("{} answers missed an order just placed", judged.stale_answers));
+        problems.push(format!(
+            "{} answers missed an order just placed",
+            judged.stale_answers
+        ));
     }
-    if problems.is_empty() {
+    Verdict::from_problems(&problems, || {
         let index = judged
             .plan
-            .map(|plan| plan.scans_of(TABLE).iter().map(|node| node.label()).collect::<Vec<_>>().join(", "))
+            .map(|plan| {
+                plan.scans_of(TABLE)
+                    .iter()
+                    .map(|node| node.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .unwrap_or_default();
-        Verdict {
-            healthy: true,
-            summary: format!(
-                "p95 latency {:.2} ms is within the {P95_OBJECTIVE_MS} ms objective; orders are read by {index}; all {} answers matched the reference.",
-                judged.p95, judged.requests
-            ),
-        }
-    } else {
-        let mut summary = problems.join("; ");
-        summary.push('.');
-        Verdict {
-            healthy: false,
-            summary: capitalise(&summary),
-        }
-    }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+        format!(
+            "p95 latency {:.2} ms is within the {P95_OBJECTIVE_MS} ms objective; orders are read by {index}; all {} answers matched the reference.",
+            judged.p95, judged.requests
+        )
+    })
 }

@@ -10,8 +10,11 @@ use slow_query::data::{reference_recent_orders, ORDERS_TEMPLATE, USERS};
 fn answers_equal_reference(variant: Variant, cases: u32) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (test_db, pool, recent_orders) = runtime.block_on(async {
-        let test_db = TestDatabase::create(&format!("slow_query_{variant}"), Some(&ORDERS_TEMPLATE)).await;
-        let recent_orders = slow_query::prepare(&test_db.database, variant).await.unwrap();
+        let test_db =
+            TestDatabase::create(&format!("slow_query_{variant}"), Some(&ORDERS_TEMPLATE)).await;
+        let recent_orders = slow_query::prepare(&test_db.database, variant)
+            .await
+            .unwrap();
         let pool = test_db
             .database
             .pool(PoolSettings {
@@ -27,7 +30,9 @@ fn answers_equal_reference(variant: Variant, cases: u32) {
         ..Config::default()
     });
     let result = runner.run(&(-3i64..=USERS + 3), |user_id| {
-        let answer = runtime.block_on(recent_orders(&pool, user_id)).expect("the query runs");
+        let answer = runtime
+            .block_on(recent_orders(&pool, user_id))
+            .expect("the query runs");
         prop_assert_eq!(answer, reference_recent_orders(user_id), "user {}", user_id);
         Ok(())
     });

@@ -35,11 +35,14 @@ impl ProductPageApi for ProductPages {
             self.local.lock().unwrap().insert(product_id, page.clone());
             return Ok(Some(page));
         }
-        let product: Option<Product> = sqlx::query_as("SELECT id, name, price_cents FROM products WHERE id = $1")
-            .bind(product_id)
-            .fetch_optional(&self.db)
-            .await?;
-        let Some(product) = product else { return Ok(None) };
+        let product: Option<Product> =
+            sqlx::query_as("SELECT id, name, price_cents FROM products WHERE id = $1")
+                .bind(product_id)
+                .fetch_optional(&self.db)
+                .await?;
+        let Some(product) = product else {
+            return Ok(None);
+        };
         let page = render_page(&product);
         let () = redis.set(&key, &page).await?;
         self.local.lock().unwrap().insert(product_id, page.clone());

@@ -39,14 +39,19 @@ impl ProductPageApi for ProductPages {
             self.local.insert(product_id, page.clone()).await;
             return Ok(Some(page));
         }
-        let product: Option<Product> = sqlx::query_as("SELECT id, name, price_cents FROM products WHERE id = $1")
-            .bind(product_id)
-            .fetch_optional(&self.db)
-            .await?;
-        let Some(product) = product else { return Ok(None) };
+        let product: Option<Product> =
+            sqlx::query_as("SELECT id, name, price_cents FROM products WHERE id = $1")
+                .bind(product_id)
+                .fetch_optional(&self.db)
+                .await?;
+        let Some(product) = product else {
+            return Ok(None);
+        };
         let page = render_page(&product);
         // PX: the key expires after the TTL, so Redis forgets it too.
-        let () = redis.pset_ex(&key, &page, self.config.ttl.as_millis() as u64).await?;
+        let () = redis
+            .pset_ex(&key, &page, self.config.ttl.as_millis() as u64)
+            .await?;
         self.local.insert(product_id, page.clone()).await;
         Ok(Some(page))
     }

@@ -30,7 +30,8 @@ use debuglab_harness::report::format_number;
 use debuglab_harness::sampler::sample_every;
 use debuglab_harness::workload::{drive, Workload};
 use debuglab_harness::{
-    HarnessError, PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Variant, Verdict,
+    HarnessError, PoolSettings, Result, RunContext, Scenario, ScenarioInfo, Service, Variant,
+    Verdict,
 };
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
@@ -90,10 +91,13 @@ pub static CATALOGUE: DatabaseTemplate = DatabaseTemplate {
 
 fn seed_catalogue(conn: &mut PgConnection) -> BoxFuture<'_, Result<()>> {
     Box::pin(async move {
-        BASE_MIGRATIONS.run_direct(&mut *conn).await.map_err(|error| HarnessError::Setup {
-            scenario: INFO.id.to_owned(),
-            detail: format!("base migration failed: {error}"),
-        })?;
+        BASE_MIGRATIONS
+            .run_direct(&mut *conn)
+            .await
+            .map_err(|error| HarnessError::Setup {
+                scenario: INFO.id.to_owned(),
+                detail: format!("base migration failed: {error}"),
+            })?;
         conn.execute(
             format!(
                 "INSERT INTO products (id, name, price_cents)
@@ -145,7 +149,10 @@ pub trait ProductPageApi: Send + Sync + Sized + 'static {
     /// The service, on the harness's pools and the app's cache configuration.
     fn new(db: PgPool, redis: deadpool_redis::Pool, config: CacheConfig) -> Self;
     /// The page of `product_id`, or `None` if there is no such product.
-    fn page(&self, product_id: i64) -> impl Future<Output = std::result::Result<Option<String>, ServiceError>> + Send;
+    fn page(
+        &self,
+        product_id: i64,
+    ) -> impl Future<Output = std::result::Result<Option<String>, ServiceError>> + Send;
     /// Pages held by the in-process cache.
     fn local_entries(&self) -> impl Future<Output = u64> + Send;
 }
@@ -268,12 +275,16 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
     let outcome = {
         let (service, done, views) = (Arc::clone(&service), Arc::clone(&done), Arc::clone(&views));
         drive("product page views", workload, move |index| {
-            let (service, done, views) = (Arc::clone(&service), Arc::clone(&done), Arc::clone(&views));
+            let (service, done, views) =
+                (Arc::clone(&service), Arc::clone(&done), Arc::clone(&views));
             async move {
                 // Check the page here and keep only the answer: holding ten
                 // thousand pages would swamp the heap figures.
                 let id = views[index];
-                let right = service.page(id).await.map(|page| page == seeded_product(id).as_ref().map(render_page));
+                let right = service
+                    .page(id)
+                    .await
+                    .map(|page| page == seeded_product(id).as_ref().map(render_page));
                 done.fetch_add(1, Ordering::Relaxed);
                 right
             }
@@ -292,7 +303,10 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
         }
     }
     let errors = outcome.errors() + outcome.unfinished;
-    let first_error = outcome.records.iter().find_map(|record| record.result.as_ref().err().map(ToString::to_string));
+    let first_error = outcome
+        .records
+        .iter()
+        .find_map(|record| record.result.as_ref().err().map(ToString::to_string));
     let db_queries: i64 = database
         .statement_stats(10)
         .await?
@@ -303,7 +317,11 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
     let finished = outcome.records.len().max(1);
     let hit_rate = 1.0 - db_queries as f64 / finished as f64;
     let ideal = ideal_hit_rate(&views[..outcome.records.len()]);
-    let distinct = views.iter().filter(|id| (1..=PRODUCTS).contains(*id)).collect::<HashSet<_>>().len();
+    let distinct = views
+        .iter()
+        .filter(|id| (1..=PRODUCTS).contains(*id))
+        .collect::<HashSet<_>>()
+        .len();
     let heap_growth = end.heap_bytes as f64 - heap_start as f64;
     // Growth in the second half of the run, when a bounded cache is full and
     // only an unbounded one still grows with every new product.
@@ -319,7 +337,10 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
     let keys_without_expiry = ttls.iter().filter(|(_, ttl)| *ttl < 0).count();
     let longest_ttl_ms = ttls.iter().map(|(_, ttl)| *ttl).max().unwrap_or(0);
     let memory = redis.info("memory").await.unwrap_or_default();
-    let used_memory: f64 = memory.get("used_memory").and_then(|value| value.parse().ok()).unwrap_or(0.0);
+    let used_memory: f64 = memory
+        .get("used_memory")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0);
 
     ctx.metric("requests", outcome.records.len() as f64);
     ctx.metric("errors", errors as f64);
@@ -365,10 +386,17 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
     ));
     ctx.evidence(format!(
         "samples (views: cache entries / heap MiB / Redis keys): {}",
-        timeline(&samples.iter().map(|sample| sample.value).collect::<Vec<_>>())
+        timeline(
+            &samples
+                .iter()
+                .map(|sample| sample.value)
+                .collect::<Vec<_>>()
+        )
     ));
     if let Some(id) = first_wrong {
-        ctx.evidence(format!("{wrong_pages} pages differed from the catalogue; the first: product {id}"));
+        ctx.evidence(format!(
+            "{wrong_pages} pages differed from the catalogue; the first: product {id}"
+        ));
     }
     if let Some(error) = &first_error {
         ctx.evidence(format!("{errors} views failed; the first: {error}"));
@@ -389,10 +417,15 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
         ));
     }
     if keys_without_expiry > 0 {
-        problems.push(format!("{keys_without_expiry} sampled Redis keys never expire"));
+        problems.push(format!(
+            "{keys_without_expiry} sampled Redis keys never expire"
+        ));
     }
     if longest_ttl_ms > CONFIG.ttl.as_millis() as i64 {
-        problems.push(format!("a Redis key lives {longest_ttl_ms} ms, longer than the {} s TTL", CONFIG.ttl.as_secs()));
+        problems.push(format!(
+            "a Redis key lives {longest_ttl_ms} ms, longer than the {} s TTL",
+            CONFIG.ttl.as_secs()
+        ));
     }
     if hit_rate < 0.8 * ideal {
         problems.push(format!(
@@ -407,25 +440,15 @@ async fn run<S: ProductPageApi>(ctx: &RunContext) -> Result<Verdict> {
     if errors > 0 {
         problems.push(format!("{errors} views failed or hung"));
     }
-    Ok(if problems.is_empty() {
-        Verdict {
-            healthy: true,
-            summary: format!(
-                "Bounded: {} cache entries (limit {}), every Redis key expires, hit rate {:.1}% ({db_queries} database queries for {} views), every page right.",
-                end.entries,
-                CONFIG.max_entries,
-                hit_rate * 100.0,
-                outcome.records.len()
-            ),
-        }
-    } else {
-        let summary = problems.join("; ") + ".";
-        let mut chars = summary.chars();
-        Verdict {
-            healthy: false,
-            summary: chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default(),
-        }
-    })
+    Ok(Verdict::from_problems(&problems, || {
+        format!(
+            "Bounded: {} cache entries (limit {}), every Redis key expires, hit rate {:.1}% ({db_queries} database queries for {} views), every page right.",
+            end.entries,
+            CONFIG.max_entries,
+            hit_rate * 100.0,
+            outcome.records.len()
+        )
+    }))
 }
 
 fn round3(value: f64) -> f64 {

@@ -9,7 +9,10 @@ use debuglab_harness::testing::TestDatabase;
 use debuglab_harness::PoolSettings;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use unbounded_cache::{fixed::ProductPages, render_page, seeded_product, CacheConfig, Product, ProductPageApi, CATALOGUE, PRODUCTS};
+use unbounded_cache::{
+    fixed::ProductPages, render_page, seeded_product, CacheConfig, Product, ProductPageApi,
+    CATALOGUE, PRODUCTS,
+};
 
 /// Small and short-lived, so a test sees evictions and expiries.
 const SMALL: CacheConfig = CacheConfig {
@@ -45,67 +48,77 @@ fn fixed_pages_match_the_database_and_expire() {
         ..Config::default()
     });
     let result = runner.run(&prop::collection::vec(step(), 1..30), |steps| {
-        runtime.block_on(async {
-            let test_db = TestDatabase::create("unbounded_cache_props", Some(&CATALOGUE)).await;
-            let redis = debuglab_harness::redis::server().await.unwrap().lease_database().await.unwrap();
-            let service = ProductPages::new(
-                test_db.database.pool(POOL).await.unwrap(),
-                redis.pool(POOL).await.unwrap(),
-                SMALL,
-            );
-            let mut admin = test_db.database.probe_connection().await.unwrap();
-            let mut prices: BTreeMap<i64, i64> = BTreeMap::new();
-            // Products changed since the last wait: a cached old page is allowed.
-            let mut within_ttl: BTreeSet<i64> = BTreeSet::new();
-            let mut verdict = Ok(());
-            for step in &steps {
-                match step {
-                    Step::View(id) => {
-                        let page = service.page(*id).await.unwrap();
-                        let Some(seeded) = seeded_product(*id) else {
-                            if page.is_some() {
-                                verdict = Err(format!("a page for missing product {id}"));
+        runtime
+            .block_on(async {
+                let test_db = TestDatabase::create("unbounded_cache_props", Some(&CATALOGUE)).await;
+                let redis = debuglab_harness::redis::server()
+                    .await
+                    .unwrap()
+                    .lease_database()
+                    .await
+                    .unwrap();
+                let service = ProductPages::new(
+                    test_db.database.pool(POOL).await.unwrap(),
+                    redis.pool(POOL).await.unwrap(),
+                    SMALL,
+                );
+                let mut admin = test_db.database.probe_connection().await.unwrap();
+                let mut prices: BTreeMap<i64, i64> = BTreeMap::new();
+                // Products changed since the last wait: a cached old page is allowed.
+                let mut within_ttl: BTreeSet<i64> = BTreeSet::new();
+                let mut verdict = Ok(());
+                for step in &steps {
+                    match step {
+                        Step::View(id) => {
+                            let page = service.page(*id).await.unwrap();
+                            let Some(seeded) = seeded_product(*id) else {
+                                if page.is_some() {
+                                    verdict = Err(format!("a page for missing product {id}"));
+                                }
+                                continue;
+                            };
+                            let current = Product {
+                                price_cents: prices.get(id).copied().unwrap_or(seeded.price_cents),
+                                ..seeded
+                            };
+                            let right = page.as_deref() == Some(render_page(&current).as_str());
+                            let acceptable = right
+                                || (within_ttl.contains(id)
+                                    && page.as_deref().is_some_and(|page| {
+                                        page.contains(&format!("<h1>{}</h1>", current.name))
+                                    }));
+                            if !acceptable {
+                                verdict = Err(format!(
+                                    "product {id}: stale or wrong page after {steps:?}"
+                                ));
                             }
-                            continue;
-                        };
-                        let current = Product {
-                            price_cents: prices.get(id).copied().unwrap_or(seeded.price_cents),
-                            ..seeded
-                        };
-                        let right = page.as_deref() == Some(render_page(&current).as_str());
-                        let acceptable = right
-                            || (within_ttl.contains(id)
-                                && page.as_deref().is_some_and(|page| page.contains(&format!("<h1>{}</h1>", current.name))));
-                        if !acceptable {
-                            verdict = Err(format!("product {id}: stale or wrong page after {steps:?}"));
+                        }
+                        Step::ChangePrice(id, price) => {
+                            sqlx::query("UPDATE products SET price_cents = $2 WHERE id = $1")
+                                .bind(id)
+                                .bind(price)
+                                .execute(&mut admin)
+                                .await
+                                .unwrap();
+                            prices.insert(*id, *price);
+                            within_ttl.insert(*id);
+                        }
+                        Step::WaitPastTtl => {
+                            // Time passing is the behaviour under test here.
+                            tokio::time::sleep(SMALL.ttl + Duration::from_millis(100)).await;
+                            within_ttl.clear();
                         }
                     }
-                    Step::ChangePrice(id, price) => {
-                        sqlx::query("UPDATE products SET price_cents = $2 WHERE id = $1")
-                            .bind(id)
-                            .bind(price)
-                            .execute(&mut admin)
-                            .await
-                            .unwrap();
-                        prices.insert(*id, *price);
-                        within_ttl.insert(*id);
-                    }
-                    Step::WaitPastTtl => {
-                        // Time passing is the behaviour under test here.
-                        tokio::time::sleep(SMALL.ttl + Duration::from_millis(100)).await;
-                        within_ttl.clear();
+                    if verdict.is_err() {
+                        break;
                     }
                 }
-                if verdict.is_err() {
-                    break;
-                }
-            }
-            drop(admin);
-            redis.release().await;
-            test_db.close().await;
-            verdict
-        })
-        .map_err(TestCaseError::fail)
+                drop(admin);
+                redis.release().await;
+                test_db.close().await;
+                verdict
+            })
+            .map_err(TestCaseError::fail)
     });
     if let Err(failure) = result {
         panic!("{failure}");

@@ -1,20 +1,20 @@
 //! The buggy caches grow with every new product viewed and never expire; the
 //! fixed ones stay within their bound and keep the hit rate.
 
-use debuglab_harness::testing::{assert_fix_verified, assert_symptom_reproduced, run_variant};
+use debuglab_harness::testing::{assert_fix_verified, assert_symptom_reproduced, SharedReport};
 use debuglab_harness::{Report, Variant};
-use tokio::sync::OnceCell;
 use unbounded_cache::{CONFIG, SCENARIO};
 
-static BUGGY: OnceCell<Report> = OnceCell::const_new();
-static FIXED: OnceCell<Report> = OnceCell::const_new();
+// Each variant runs once; its report is shared by the tests below.
+static BUGGY: SharedReport = SharedReport::new();
+static FIXED: SharedReport = SharedReport::new();
 
 async fn buggy() -> &'static Report {
-    BUGGY.get_or_init(|| run_variant(&SCENARIO, Variant::Buggy)).await
+    BUGGY.get(&SCENARIO, Variant::Buggy).await
 }
 
 async fn fixed() -> &'static Report {
-    FIXED.get_or_init(|| run_variant(&SCENARIO, Variant::Fixed)).await
+    FIXED.get(&SCENARIO, Variant::Fixed).await
 }
 
 #[tokio::test]
@@ -27,7 +27,10 @@ async fn buggy_caches_grow_with_distinct_products() {
     assert_eq!(report.metric("cache_entries_end"), Some(distinct), "{text}");
     assert_eq!(report.metric("redis_keys_end"), Some(distinct), "{text}");
     assert!(distinct > CONFIG.max_entries as f64, "{text}");
-    assert!(report.metric("redis_keys_without_expiry").unwrap() > 0.0, "{text}");
+    assert!(
+        report.metric("redis_keys_without_expiry").unwrap() > 0.0,
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -35,19 +38,33 @@ async fn fixed_caches_stay_bounded_and_keep_the_hit_rate() {
     let report = fixed().await;
     assert_fix_verified(report);
     let text = report.render_text(false);
-    assert!(report.metric("cache_entries_end").unwrap() <= CONFIG.max_entries as f64, "{text}");
-    assert_eq!(report.metric("redis_keys_without_expiry"), Some(0.0), "{text}");
+    assert!(
+        report.metric("cache_entries_end").unwrap() <= CONFIG.max_entries as f64,
+        "{text}"
+    );
+    assert_eq!(
+        report.metric("redis_keys_without_expiry"),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(report.metric("wrong_pages"), Some(0.0), "{text}");
 }
 
 #[tokio::test]
 async fn the_fix_keeps_most_of_the_buggy_hit_rate() {
     let (buggy, fixed) = (buggy().await, fixed().await);
-    let (buggy_rate, fixed_rate) = (buggy.metric("hit_rate").unwrap(), fixed.metric("hit_rate").unwrap());
-    assert!(fixed_rate >= 0.8 * buggy_rate, "hit rate fixed {fixed_rate}, buggy {buggy_rate}");
+    let (buggy_rate, fixed_rate) = (
+        buggy.metric("hit_rate").unwrap(),
+        fixed.metric("hit_rate").unwrap(),
+    );
+    assert!(
+        fixed_rate >= 0.8 * buggy_rate,
+        "hit rate fixed {fixed_rate}, buggy {buggy_rate}"
+    );
     // ...while the heap stops growing once the cache is full.
     assert!(
-        fixed.metric("late_heap_bytes_per_1000_views").unwrap() * 4.0 < buggy.metric("late_heap_bytes_per_1000_views").unwrap(),
+        fixed.metric("late_heap_bytes_per_1000_views").unwrap() * 4.0
+            < buggy.metric("late_heap_bytes_per_1000_views").unwrap(),
         "late heap growth fixed {:?}, buggy {:?}",
         fixed.metric("late_heap_bytes_per_1000_views"),
         buggy.metric("late_heap_bytes_per_1000_views")

@@ -86,7 +86,10 @@ impl Migration {
 struct MigrationList(Vec<sqlx::migrate::Migration>);
 
 impl<'s> MigrationSource<'s> for MigrationList {
-    fn resolve(self) -> BoxFuture<'s, std::result::Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>> {
+    fn resolve(
+        self,
+    ) -> BoxFuture<'s, std::result::Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>>
+    {
         Box::pin(async move { Ok(self.0) })
     }
 }
@@ -138,40 +141,54 @@ pub async fn server() -> Result<&'static PostgresServer> {
 
 impl PostgresServer {
     async fn start() -> Result<PostgresServer> {
-        let (base_options, url_base, description, container) = match env_setting(Service::Postgres.url_env_var()) {
-            Some(url) => {
-                register_url_password(&url);
-                let options = PgConnectOptions::from_str(&url).map_err(|error| HarnessError::InvalidSetting {
-                    var: "DEBUGLAB_POSTGRES_URL",
-                    detail: redact::redact(&error.to_string()),
-                })?;
-                (options, url_base_of(&url), format!("the server at {}", redact::redact(&url)), None)
-            }
-            None => {
-                let password = random_password();
-                redact::register_secret(&password);
-                let mut cmd = vec!["postgres".to_owned()];
-                for setting in SERVER_SETTINGS {
-                    cmd.push("-c".to_owned());
-                    cmd.push((*setting).to_owned());
+        let (base_options, url_base, description, container) =
+            match env_setting(Service::Postgres.url_env_var()) {
+                Some(url) => {
+                    register_url_password(&url);
+                    let options = PgConnectOptions::from_str(&url).map_err(|error| {
+                        HarnessError::InvalidSetting {
+                            var: "DEBUGLAB_POSTGRES_URL",
+                            detail: redact::redact(&error.to_string()),
+                        }
+                    })?;
+                    (
+                        options,
+                        url_base_of(&url),
+                        format!("the server at {}", redact::redact(&url)),
+                        None,
+                    )
                 }
-                let container = start_container(ContainerSpec {
-                    service: Service::Postgres,
-                    cmd,
-                    env: vec![("POSTGRES_PASSWORD".to_owned(), password.clone())],
-                })
-                .await?;
-                let options = PgConnectOptions::new()
-                    .host(&container.host)
-                    .port(container.port)
-                    .username("postgres")
-                    .password(&password)
-                    .database("postgres");
-                let description = format!("{} on {}:{}", container.image, container.host, container.port);
-                let url_base = format!("postgres://postgres:{password}@{}:{}", container.host, container.port);
-                (options, url_base, description, Some(container))
-            }
-        };
+                None => {
+                    let password = random_password();
+                    redact::register_secret(&password);
+                    let mut cmd = vec!["postgres".to_owned()];
+                    for setting in SERVER_SETTINGS {
+                        cmd.push("-c".to_owned());
+                        cmd.push((*setting).to_owned());
+                    }
+                    let container = start_container(ContainerSpec {
+                        service: Service::Postgres,
+                        cmd,
+                        env: vec![("POSTGRES_PASSWORD".to_owned(), password.clone())],
+                    })
+                    .await?;
+                    let options = PgConnectOptions::new()
+                        .host(&container.host)
+                        .port(container.port)
+                        .username("postgres")
+                        .password(&password)
+                        .database("postgres");
+                    let description = format!(
+                        "{} on {}:{}",
+                        container.image, container.host, container.port
+                    );
+                    let url_base = format!(
+                        "postgres://postgres:{password}@{}:{}",
+                        container.host, container.port
+                    );
+                    (options, url_base, description, Some(container))
+                }
+            };
         // The harness's own statements are noise in a learner's log output.
         let base_options = base_options
             .log_statements(log::LevelFilter::Trace)
@@ -198,7 +215,9 @@ impl PostgresServer {
 
     /// The id of the server's container; `None` for a server named by URL.
     pub fn container_id(&self) -> Option<&str> {
-        self._container.as_ref().map(|container| container.id.as_str())
+        self._container
+            .as_ref()
+            .map(|container| container.id.as_str())
     }
 
     /// A connection to the server's maintenance database, for the harness's own use.
@@ -206,7 +225,9 @@ impl PostgresServer {
         self.base_options
             .connect()
             .await
-            .map_err(HarnessError::postgres("connecting to the maintenance database"))
+            .map_err(HarnessError::postgres(
+                "connecting to the maintenance database",
+            ))
     }
 
     /// Creates a database for one run, named after `label`, copied from `template` if given.
@@ -228,7 +249,10 @@ impl PostgresServer {
                 };
                 let _one_at_a_time = self.copying.lock().await;
                 admin
-                    .execute(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template_name}"{strategy}"#).as_str())
+                    .execute(
+                        format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template_name}"{strategy}"#)
+                            .as_str(),
+                    )
                     .await
                     .map_err(HarnessError::postgres(format!("copying {template_name}")))?;
             }
@@ -264,7 +288,9 @@ impl PostgresServer {
                 .entry(template.name)
                 .or_default(),
         );
-        cell.get_or_try_init(|| self.seed_template(template)).await.cloned()
+        cell.get_or_try_init(|| self.seed_template(template))
+            .await
+            .cloned()
     }
 
     async fn seed_template(&'static self, template: &'static DatabaseTemplate) -> Result<String> {
@@ -301,7 +327,10 @@ impl PostgresServer {
         }
         // No connections from now on: a connection to a template blocks every copy.
         admin
-            .execute(format!(r#"ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"#).as_str())
+            .execute(
+                format!(r#"ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"#)
+                    .as_str(),
+            )
             .await
             .map_err(HarnessError::postgres("marking a template"))?;
         Ok(name)
@@ -310,15 +339,19 @@ impl PostgresServer {
 
 impl Capabilities {
     async fn detect(admin: &mut PgConnection) -> Result<Capabilities> {
-        let server_version_num: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
-            .fetch_one(&mut *admin)
-            .await
-            .map_err(HarnessError::postgres("reading the server version"))?;
-        let preload: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
-            .fetch_one(&mut *admin)
-            .await
-            .map_err(HarnessError::postgres("reading shared_preload_libraries"))?;
-        let pg_stat_statements = preload.split(',').any(|lib| lib.trim() == "pg_stat_statements");
+        let server_version_num: i32 =
+            sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+                .fetch_one(&mut *admin)
+                .await
+                .map_err(HarnessError::postgres("reading the server version"))?;
+        let preload: String =
+            sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+                .fetch_one(&mut *admin)
+                .await
+                .map_err(HarnessError::postgres("reading shared_preload_libraries"))?;
+        let pg_stat_statements = preload
+            .split(',')
+            .any(|lib| lib.trim() == "pg_stat_statements");
         // pg_current_logfile is NULL without the logging collector, and reading
         // the file needs superuser (or pg_read_server_files); try it once.
         let json_log: Option<String> = sqlx::query_scalar("SELECT pg_current_logfile('jsonlog')")
@@ -404,9 +437,10 @@ impl RunDatabase {
             .connect_with(self.inner.options.clone())
             .await
             .map_err(HarnessError::postgres("opening the run's pool"))?;
-        let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.acquire()))
-            .await
-            .map_err(HarnessError::postgres("warming up the run's pool"))?;
+        let warm =
+            futures::future::try_join_all((0..settings.max_connections).map(|_| pool.acquire()))
+                .await
+                .map_err(HarnessError::postgres("warming up the run's pool"))?;
         drop(warm);
         Ok(pool)
     }
@@ -420,7 +454,9 @@ impl RunDatabase {
             .connect()
             .await
             .map_err(HarnessError::postgres("opening a probe connection"))?;
-        let mut setup = String::from("SET log_min_duration_statement = -1; SET application_name = 'debuglab-probe';");
+        let mut setup = String::from(
+            "SET log_min_duration_statement = -1; SET application_name = 'debuglab-probe';",
+        );
         if self.inner.server.capabilities.pg_stat_statements {
             setup.push_str(" SET pg_stat_statements.track = 'none';");
         }
@@ -444,10 +480,13 @@ impl RunDatabase {
                 detail: format!("invalid migrations: {error}"),
             })?;
         let mut conn = self.probe_connection().await?;
-        migrator.run_direct(&mut conn).await.map_err(|error| HarnessError::Setup {
-            scenario: self.name().to_owned(),
-            detail: format!("migration failed: {error}"),
-        })
+        migrator
+            .run_direct(&mut conn)
+            .await
+            .map_err(|error| HarnessError::Setup {
+                scenario: self.name().to_owned(),
+                detail: format!("migration failed: {error}"),
+            })
     }
 
     /// Logs every statement in this database that runs longer than `threshold`
@@ -471,7 +510,9 @@ impl RunDatabase {
         let result = async {
             let mut admin = self.inner.server.admin().await?;
             admin
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name()).as_str())
+                .execute(
+                    format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name()).as_str(),
+                )
                 .await
                 .map_err(HarnessError::postgres("dropping the run's database"))?;
             Ok::<_, HarnessError>(())
@@ -485,7 +526,9 @@ impl RunDatabase {
 
 /// `scheme://user:password@host:port` of a URL: what is left without its path and query.
 fn url_base_of(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
     format!("{scheme}://{authority}")
 }
@@ -511,7 +554,13 @@ pub(crate) fn register_url_password(url: &str) {
 fn identifier(text: &str) -> String {
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     out.truncate(63);
     out
@@ -523,7 +572,10 @@ mod tests {
 
     #[test]
     fn identifiers_are_safe() {
-        assert_eq!(identifier("debuglab_slow-query_buggy_1a2b_3"), "debuglab_slow_query_buggy_1a2b_3");
+        assert_eq!(
+            identifier("debuglab_slow-query_buggy_1a2b_3"),
+            "debuglab_slow_query_buggy_1a2b_3"
+        );
         assert_eq!(identifier(&"x".repeat(80)).len(), 63);
     }
 
@@ -544,7 +596,10 @@ mod tests {
 
     #[test]
     fn url_bases_drop_path_and_query() {
-        assert_eq!(url_base_of("postgres://u:p@db:5432/app?sslmode=disable"), "postgres://u:p@db:5432");
+        assert_eq!(
+            url_base_of("postgres://u:p@db:5432/app?sslmode=disable"),
+            "postgres://u:p@db:5432"
+        );
         assert_eq!(url_base_of("postgres://db"), "postgres://db");
     }
 

@@ -50,7 +50,10 @@ impl PlanNode {
             .unwrap_or_default();
         Some(PlanNode {
             node_type: text("Node Type")?,
-            parallel: node.get("Parallel Aware").and_then(Value::as_bool).unwrap_or(false),
+            parallel: node
+                .get("Parallel Aware")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             relation: text("Relation Name"),
             index: text("Index Name"),
             actual_rows: number("Actual Rows"),
@@ -98,9 +101,15 @@ impl PlanNode {
 impl Plan {
     /// Reads `EXPLAIN (FORMAT JSON)` output: `[{"Plan": …, "Execution Time": …}]`.
     pub fn from_explain_json(json: &Value) -> Option<Plan> {
-        let top = json.as_array().and_then(|items| items.first()).unwrap_or(json);
+        let top = json
+            .as_array()
+            .and_then(|items| items.first())
+            .unwrap_or(json);
         Some(Plan {
-            query: top.get("Query Text").and_then(Value::as_str).map(str::to_owned),
+            query: top
+                .get("Query Text")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             duration_ms: top.get("Execution Time").and_then(Value::as_f64),
             root: PlanNode::from_json(top.get("Plan")?)?,
         })
@@ -145,7 +154,11 @@ impl Plan {
 
     /// The chain of nodes on one line: `Limit → Gather Merge → Sort → Parallel Seq Scan on orders`.
     pub fn outline(&self) -> String {
-        self.nodes().iter().map(|node| node.label()).collect::<Vec<_>>().join(" → ")
+        self.nodes()
+            .iter()
+            .map(|node| node.label())
+            .collect::<Vec<_>>()
+            .join(" → ")
     }
 
     /// Rows thrown away by filters, summed over all nodes and loops.
@@ -163,7 +176,8 @@ impl Plan {
         if removed > 0.0 {
             line.push_str(&format!("; rows removed by filter {removed:.0}"));
         }
-        if let (Some(hit), Some(read)) = (self.root.shared_hit_blocks, self.root.shared_read_blocks) {
+        if let (Some(hit), Some(read)) = (self.root.shared_hit_blocks, self.root.shared_read_blocks)
+        {
             line.push_str(&format!("; shared buffers hit {hit}, read {read}"));
         }
         if let Some(ms) = self.duration_ms {
@@ -200,11 +214,20 @@ mod tests {
     fn reads_auto_explain_output() {
         let plan = Plan::from_auto_explain(AUTO_EXPLAIN).expect("plan");
         assert_eq!(plan.duration_ms, Some(73.512));
-        assert!(plan.query.as_deref().unwrap().starts_with("SELECT * FROM orders"));
-        assert_eq!(plan.outline(), "Limit → Gather Merge → Sort → Parallel Seq Scan on orders");
+        assert!(plan
+            .query
+            .as_deref()
+            .unwrap()
+            .starts_with("SELECT * FROM orders"));
+        assert_eq!(
+            plan.outline(),
+            "Limit → Gather Merge → Sort → Parallel Seq Scan on orders"
+        );
         assert_eq!(plan.seq_scans_on("orders"), 1);
         assert_eq!(plan.rows_removed_by_filter(), 999_900.0);
-        assert!(plan.evidence_line().contains("shared buffers hit 8334, read 0"));
+        assert!(plan
+            .evidence_line()
+            .contains("shared buffers hit 8334, read 0"));
     }
 
     #[test]
@@ -218,12 +241,18 @@ mod tests {
         let plan = Plan::from_explain_json(&json).unwrap();
         assert_eq!(plan.seq_scans_on("orders"), 0);
         assert!(plan.scans_of("orders")[0].is_index_scan());
-        assert_eq!(plan.outline(), "Limit → Index Scan using idx_orders_user_id_created_at on orders");
+        assert_eq!(
+            plan.outline(),
+            "Limit → Index Scan using idx_orders_user_id_created_at on orders"
+        );
         assert_eq!(plan.duration_ms, Some(0.111));
     }
 
     #[test]
     fn ignores_messages_without_a_plan() {
-        assert_eq!(Plan::from_auto_explain("duration: 61.2 ms  execute s1: SELECT 1"), None);
+        assert_eq!(
+            Plan::from_auto_explain("duration: 61.2 ms  execute s1: SELECT 1"),
+            None
+        );
     }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, Row};
 
-use super::{Plan, PgPool, RunDatabase};
+use super::{PgPool, Plan, RunDatabase};
 use crate::error::{HarnessError, Result};
 
 /// One row of `pg_stat_statements` for the run's database.
@@ -68,7 +68,12 @@ pub struct ActivityRow {
 
 impl std::fmt::Display for ActivityRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pid {} {}", self.pid, self.state.as_deref().unwrap_or("?"))?;
+        write!(
+            f,
+            "pid {} {}",
+            self.pid,
+            self.state.as_deref().unwrap_or("?")
+        )?;
         if let Some(ms) = self.state_ms {
             write!(f, " for {ms:.0} ms")?;
         }
@@ -113,7 +118,12 @@ impl LogEntry {
 
     /// The entry as one log line, as `log_line_prefix` would show it.
     pub fn as_log_line(&self) -> String {
-        let mut line = format!("{} {}:  {}", self.timestamp, self.error_severity, one_line(&self.message, 200));
+        let mut line = format!(
+            "{} {}:  {}",
+            self.timestamp,
+            self.error_severity,
+            one_line(&self.message, 200)
+        );
         if let Some(detail) = &self.detail {
             line.push_str(&format!("  [{}]", one_line(detail, 80)));
         }
@@ -245,11 +255,13 @@ impl RunDatabase {
     /// The definitions of the indexes on `table` (`CREATE INDEX … ON …`), by name.
     pub async fn index_definitions(&self, table: &str) -> Result<Vec<String>> {
         let mut conn = self.probe_connection().await?;
-        sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname")
-            .bind(table)
-            .fetch_all(&mut conn)
-            .await
-            .map_err(HarnessError::postgres("reading pg_indexes"))
+        sqlx::query_scalar(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname",
+        )
+        .bind(table)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_indexes"))
     }
 
     /// The current end of the server log, to read what comes after it.
@@ -349,11 +361,12 @@ impl RunDatabase {
     /// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of `sql` with one `bigint` parameter.
     pub async fn explain_analyze(&self, sql: &str, param: i64) -> Result<Plan> {
         let mut conn = self.probe_connection().await?;
-        let json: serde_json::Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"))
-            .bind(param)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(HarnessError::postgres("running EXPLAIN ANALYZE"))?;
+        let json: serde_json::Value =
+            sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"))
+                .bind(param)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(HarnessError::postgres("running EXPLAIN ANALYZE"))?;
         Plan::from_explain_json(&json).ok_or_else(|| HarnessError::Setup {
             scenario: self.name().to_owned(),
             detail: "EXPLAIN returned a plan the harness cannot read".to_owned(),
