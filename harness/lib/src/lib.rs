@@ -10,8 +10,11 @@
 //!   set by the scenario's workload, and handed to the variant under test;
 //! - **time budgets** ([`RunContext::within`], [`workload::drive`]): a variant
 //!   that hangs is cut off and the hang reported as evidence;
-//! - **probes**: `pg_stat_statements`, `pg_stat_activity`, plans captured with
-//!   `auto_explain`, the slow-query log, Redis `INFO`, `CLIENT LIST`, `SLOWLOG`;
+//! - **probes**: `pg_stat_statements`, `pg_stat_activity`, `pg_locks`, plans
+//!   captured with `auto_explain`, the slow-query log, Redis `INFO`,
+//!   `CLIENT LIST`, `SLOWLOG`, key TTLs; live heap bytes ([`alloc`], a
+//!   counting global allocator), and [`sampler`] to follow any of them over a run;
+//! - **replicas** ([`replica`]): copies of a service as separate processes;
 //! - **reports** ([`Report`]): the verdict, metrics and evidence of a run, with
 //!   secrets redacted ([`redact`]);
 //! - **clean-up** ([`session`]): every container carries the `debuglab` label
