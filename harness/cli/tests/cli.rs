@@ -153,3 +153,29 @@ fn ctrl_c_stops_the_run_and_removes_its_containers() {
         "containers outlived the interrupted run"
     );
 }
+
+#[test]
+fn passwords_never_reach_the_terminal() {
+    // A server named by URL that refuses: the error names it, without its password.
+    let output = Command::new(env!("CARGO_BIN_EXE_debuglab"))
+        .args(["-vv", "run", "listener-leak", "--variant", "buggy"])
+        .env("DEBUGLAB_REDIS_URL", "redis://:Sup3rS3cretPw@127.0.0.1:1/0")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let everything = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr_of(&output)
+    );
+    assert!(
+        !everything.contains("Sup3rS3cretPw"),
+        "the password was printed:\n{everything}"
+    );
+    let last = everything.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("redis://:***@127.0.0.1:1/0"),
+        "{everything}"
+    );
+}

@@ -16,6 +16,9 @@ use crate::{redact, PoolSettings};
 
 /// How long a server may take to answer `PING`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server named by URL may take: it is already running, so a
+/// refusal means it is down or the URL is wrong, and waiting longer won't help.
+const URL_READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Databases a container is started with; index 0 is never leased.
 const CONTAINER_DATABASES: i64 = 64;
 /// The client name of the harness's own connections, left out of client counts.
@@ -101,7 +104,12 @@ impl RedisServer {
             }
         };
         raise_open_file_limit();
-        let mut conn = connect_when_ready(&base, &description).await?;
+        let ready_timeout = if container.is_some() {
+            READY_TIMEOUT
+        } else {
+            URL_READY_TIMEOUT
+        };
+        let mut conn = connect_when_ready(&base, &description, ready_timeout).await?;
         // Servers that forbid CONFIG (managed Redis) have the default 16 databases.
         let databases: i64 = redis::cmd("CONFIG")
             .arg("GET")
@@ -187,6 +195,7 @@ fn raise_open_file_limit() {
 async fn connect_when_ready(
     info: &ConnectionInfo,
     description: &str,
+    ready_timeout: Duration,
 ) -> Result<MultiplexedConnection> {
     let started = tokio::time::Instant::now();
     loop {
@@ -197,7 +206,7 @@ async fn connect_when_ready(
         };
         match attempt.await {
             Ok(conn) => return Ok(conn),
-            Err(error) if started.elapsed() < READY_TIMEOUT => {
+            Err(error) if started.elapsed() < ready_timeout => {
                 tracing::trace!("Redis not ready yet: {error}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -205,7 +214,7 @@ async fn connect_when_ready(
                 return Err(HarnessError::ServiceNotReady {
                     service: Service::Redis,
                     address: description.to_owned(),
-                    waited_secs: READY_TIMEOUT.as_secs(),
+                    waited_secs: ready_timeout.as_secs(),
                     detail: redact::redact(&error.to_string()),
                 })
             }

@@ -31,6 +31,9 @@ use crate::{progress, redact, session, PoolSettings};
 
 /// How long a server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server named by URL may take: it is already running, so a
+/// refusal means it is down or the URL is wrong, and waiting longer won't help.
+const URL_READY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server-wide settings a container starts with.
 ///
@@ -141,6 +144,10 @@ pub async fn server() -> Result<&'static PostgresServer> {
 
 impl PostgresServer {
     async fn start() -> Result<PostgresServer> {
+        let ready_timeout = match env_setting(Service::Postgres.url_env_var()) {
+            Some(_) => URL_READY_TIMEOUT,
+            None => READY_TIMEOUT,
+        };
         let (base_options, url_base, description, container) =
             match env_setting(Service::Postgres.url_env_var()) {
                 Some(url) => {
@@ -193,7 +200,7 @@ impl PostgresServer {
         let base_options = base_options
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(10));
-        let mut admin = connect_when_ready(&base_options, &description).await?;
+        let mut admin = connect_when_ready(&base_options, &description, ready_timeout).await?;
         let capabilities = Capabilities::detect(&mut admin).await?;
         tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
         Ok(PostgresServer {
@@ -376,12 +383,16 @@ impl Capabilities {
     }
 }
 
-async fn connect_when_ready(options: &PgConnectOptions, description: &str) -> Result<PgConnection> {
+async fn connect_when_ready(
+    options: &PgConnectOptions,
+    description: &str,
+    ready_timeout: Duration,
+) -> Result<PgConnection> {
     let started = tokio::time::Instant::now();
     loop {
         match options.connect().await {
             Ok(conn) => return Ok(conn),
-            Err(error) if started.elapsed() < READY_TIMEOUT => {
+            Err(error) if started.elapsed() < ready_timeout => {
                 tracing::trace!("PostgreSQL not ready yet: {error}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -389,7 +400,7 @@ async fn connect_when_ready(options: &PgConnectOptions, description: &str) -> Re
                 return Err(HarnessError::ServiceNotReady {
                     service: Service::Postgres,
                     address: description.to_owned(),
-                    waited_secs: READY_TIMEOUT.as_secs(),
+                    waited_secs: ready_timeout.as_secs(),
                     detail: redact::redact(&error.to_string()),
                 })
             }
