@@ -242,7 +242,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             learner::record_run(&report)?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Text => print!("{}", report.render_text(terminal::stdout_color())),
+                Format::Text => print!(
+                    "{}",
+                    report
+                        .render_key_figures(terminal::stdout_color(), scenario.info().key_metrics)
+                ),
             }
             if keep {
                 learner::print_kept(&kept);

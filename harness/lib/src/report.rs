@@ -75,8 +75,18 @@ impl Report {
         self.metrics.get(name).copied()
     }
 
-    /// The report as text for a terminal; `color` adds ANSI colours.
+    /// The report as text for a terminal, every metric included; `color` adds ANSI colours.
     pub fn render_text(&self, color: bool) -> String {
+        self.render(color, None)
+    }
+
+    /// The report for a learner: the verdict, the `key` figures (in that
+    /// order), then the evidence; the other metrics are only counted.
+    pub fn render_key_figures(&self, color: bool, key: &[&str]) -> String {
+        self.render(color, Some(key))
+    }
+
+    fn render(&self, color: bool, key: Option<&[&str]>) -> String {
         let paint = |code: &str, text: &str| {
             if color {
                 format!("\x1b[{code}m{text}\x1b[0m")
@@ -106,11 +116,34 @@ impl Report {
             self.duration_ms as f64 / 1000.0
         );
         let _ = writeln!(out, "  {}", self.summary);
-        if !self.metrics.is_empty() {
-            let _ = writeln!(out, "\n{}", paint("1", "metrics"));
-            let width = self.metrics.keys().map(String::len).max().unwrap_or(0);
-            for (name, value) in &self.metrics {
+        let shown: Vec<(&str, f64)> = match key {
+            Some(key) => key
+                .iter()
+                .filter_map(|name| self.metrics.get(*name).map(|value| (*name, *value)))
+                .collect(),
+            None => self
+                .metrics
+                .iter()
+                .map(|(name, value)| (name.as_str(), *value))
+                .collect(),
+        };
+        if !shown.is_empty() {
+            let heading = if key.is_some() {
+                "key figures"
+            } else {
+                "metrics"
+            };
+            let _ = writeln!(out, "\n{}", paint("1", heading));
+            let width = shown.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+            for (name, value) in &shown {
                 let _ = writeln!(out, "  {name:<width$}  {}", format_number(*value));
+            }
+            if shown.len() < self.metrics.len() {
+                let _ = writeln!(
+                    out,
+                    "  (+{} more metrics with --format json)",
+                    self.metrics.len() - shown.len()
+                );
             }
         }
         if !self.evidence.is_empty() {
@@ -143,6 +176,25 @@ pub fn format_number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_figures_come_in_their_order_and_the_rest_are_counted() {
+        let mut report = report(Variant::Buggy, false);
+        report.metrics = BTreeMap::from([
+            ("a".to_owned(), 1.0),
+            ("b".to_owned(), 2.0),
+            ("c".to_owned(), 3.0),
+        ]);
+        let text = report.render_key_figures(false, &["c", "a", "missing"]);
+        let c = text.find("  c  3").expect("c is shown");
+        let a = text.find("  a  1").expect("a is shown");
+        assert!(c < a, "{text}");
+        assert!(!text.contains("  b  2"), "{text}");
+        assert!(
+            text.contains("(+1 more metrics with --format json)"),
+            "{text}"
+        );
+    }
 
     fn report(variant: Variant, healthy: bool) -> Report {
         Report {

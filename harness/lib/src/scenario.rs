@@ -71,6 +71,9 @@ pub struct ScenarioInfo {
     /// The metric whose buggy/fixed ratio shows how clear the signal is (`make bench`).
     #[serde(skip)]
     pub signal_metric: &'static str,
+    /// The figures a learner should look at first, in order (`debuglab run`).
+    #[serde(skip)]
+    pub key_metrics: &'static [&'static str],
     /// The scenario's README (symptom, investigation, hints, fix); the CLI
     /// reads the hints from it, so README and `debuglab hint` never disagree.
     #[serde(skip)]
@@ -176,6 +179,7 @@ mod tests {
             summary: "x",
             services: &[],
             signal_metric: "m",
+            key_metrics: &[],
             readme: "# X\n<details><summary>Hint 1 (gentle)</summary>\n\nLook.\n</details>\n\n<details><summary>Hint 2</summary>\nCloser.\n</details>",
         };
         assert_eq!(info.hints(), vec!["Look.".to_owned(), "Closer.".to_owned()]);

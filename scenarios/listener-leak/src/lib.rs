@@ -152,6 +152,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Each request registers a listener and a Redis subscriber that are never removed: memory and tasks grow forever.",
     services: &[Service::Redis],
     signal_metric: "listeners_end",
+    key_metrics: &["listeners_end", "tasks_end", "redis_clients_end", "heap_growth_bytes", "listeners_per_1000", "heap_bytes_per_1000", "dispatch_us_first_tenth", "dispatch_us_last_tenth"],
     readme: include_str!("../README.md"),
 };
 

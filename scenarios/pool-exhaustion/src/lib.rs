@@ -160,6 +160,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Checkout holds its pooled connections across a slow payment call; under load the pools run dry.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "pool_timeouts",
+    key_metrics: &["pool_timeouts", "db_pool_timeouts", "cache_pool_timeouts", "p99_ms", "max_waiters", "mean_waiters", "idle_in_transaction_max", "succeeded"],
     readme: include_str!("../README.md"),
 };
 

@@ -416,6 +416,16 @@ static INFO: ScenarioInfo = ScenarioInfo {
         "Read, await, write: replicas overwrite each other's likes and tips, and updates are lost.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "lost_updates",
+    key_metrics: &[
+        "expected",
+        "actual",
+        "lost_updates",
+        "lost_likes",
+        "lost_tips",
+        "lost_cents",
+        "lock_waits_max",
+        "errors",
+    ],
     readme: include_str!("../README.md"),
 };
 

@@ -94,6 +94,16 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "Order history reads a million rows to return ten: a Seq Scan where an index belongs.",
     services: &[Service::Postgres],
     signal_metric: "p50_ms",
+    key_metrics: &[
+        "p50_ms",
+        "p95_ms",
+        "seq_scans_on_orders",
+        "rows_removed_by_filter",
+        "statement_mean_ms",
+        "slow_log_lines",
+        "wrong_answers",
+        "stale_answers",
+    ],
     readme: include_str!("../README.md"),
 };
 

@@ -209,6 +209,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
     summary: "A page cache with no size limit and no expiry, in the process and in Redis, grows with every new product viewed.",
     services: &[Service::Postgres, Service::Redis],
     signal_metric: "cache_entries_end",
+    key_metrics: &["cache_entries_end", "heap_growth_bytes", "late_heap_bytes_per_1000_views", "redis_keys_end", "redis_keys_without_expiry", "hit_rate", "ideal_hit_rate", "db_queries"],
     readme: include_str!("../README.md"),
 };
 
