@@ -255,10 +255,9 @@ impl RunRedis {
     /// processes (pass it in the environment; the password is a registered secret).
     pub fn url(&self) -> String {
         let info = self.connection_info();
-        let (host, port) = match &info.addr {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                (host.clone(), *port)
-            }
+        let (scheme, host, port) = match &info.addr {
+            ConnectionAddr::Tcp(host, port) => ("redis", host.clone(), *port),
+            ConnectionAddr::TcpTls { host, port, .. } => ("rediss", host.clone(), *port),
             ConnectionAddr::Unix(path) => {
                 return format!("redis+unix://{}?db={}", path.display(), info.redis.db)
             }
@@ -268,7 +267,7 @@ impl RunRedis {
             (None, Some(password)) => format!(":{password}@"),
             _ => String::new(),
         };
-        format!("redis://{auth}{host}:{port}/{}", info.redis.db)
+        format!("{scheme}://{auth}{host}:{port}/{}", info.redis.db)
     }
 
     /// Builds the `deadpool-redis` pool the variant under test uses; its size
