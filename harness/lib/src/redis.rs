@@ -11,7 +11,9 @@ use deadpool_redis::{ConnectionAddr, ConnectionInfo, Pool, RedisConnectionInfo, 
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::{HarnessError, Result};
-use crate::service::{env_setting, start_container, ContainerSpec, Service, ServiceContainer};
+use crate::service::{
+    env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
+};
 use crate::{redact, PoolSettings};
 
 /// How long a server may take to answer `PING`.
@@ -60,10 +62,7 @@ impl RedisServer {
                 )
             }
             None => {
-                let password = {
-                    use rand::distr::{Alphanumeric, SampleString};
-                    Alphanumeric.sample_string(&mut rand::rng(), 24)
-                };
+                let password = random_password();
                 redact::register_secret(&password);
                 let databases = CONTAINER_DATABASES.to_string();
                 let cmd = [
@@ -222,6 +221,25 @@ async fn connect_when_ready(
     }
 }
 
+/// A `deadpool-redis` pool of `settings`' size and wait timeout, every
+/// connection opened before it is returned: the run's pools and replicas' alike.
+pub(crate) async fn open_pool(info: ConnectionInfo, settings: PoolSettings) -> Result<Pool> {
+    let pool = deadpool_redis::Config::from_connection_info(info)
+        .builder()
+        .map_err(HarnessError::redis("configuring a pool"))?
+        .max_size(settings.max_connections as usize)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(HarnessError::redis("building a pool"))?;
+    let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.get()))
+        .await
+        .map_err(HarnessError::redis("warming up a pool"))?;
+    drop(warm);
+    Ok(pool)
+}
+
 async fn open_connection(info: ConnectionInfo) -> redis::RedisResult<MultiplexedConnection> {
     redis::Client::open(redis::ConnectionInfo::from(info))?
         .get_multiplexed_async_connection()
@@ -276,20 +294,7 @@ impl RunRedis {
     /// The pool starts warm, every connection open, as in a service that has
     /// been running for a while.
     pub async fn pool(&self, settings: PoolSettings) -> Result<Pool> {
-        let pool = deadpool_redis::Config::from_connection_info(self.connection_info())
-            .builder()
-            .map_err(HarnessError::redis("configuring the run's pool"))?
-            .max_size(settings.max_connections as usize)
-            .wait_timeout(Some(settings.acquire_timeout))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(HarnessError::redis("building the run's pool"))?;
-        let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.get()))
-            .await
-            .map_err(HarnessError::redis("warming up the run's pool"))?;
-        drop(warm);
-        Ok(pool)
+        open_pool(self.connection_info(), settings).await
     }
 
     /// A connection for the harness's own commands, named so that client counts leave it out.

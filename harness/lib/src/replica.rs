@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -146,25 +147,22 @@ fn required_env(var: &'static str) -> Result<String> {
 /// In a replica: the pool to its run's PostgreSQL database, warm.
 pub async fn pg_pool(settings: PoolSettings) -> Result<sqlx::PgPool> {
     let url = required_env(PG_URL_ENV)?;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect(&url)
-        .await
-        .map_err(HarnessError::postgres("opening a replica's pool"))?;
-    Ok(pool)
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url).map_err(|error| {
+        HarnessError::InvalidSetting {
+            var: PG_URL_ENV,
+            detail: crate::redact::redact(&error.to_string()),
+        }
+    })?;
+    crate::postgres::open_pool(options, settings).await
 }
 
-/// In a replica: the pool to its run's Redis database.
+/// In a replica: the pool to its run's Redis database, warm.
 pub async fn redis_pool(settings: PoolSettings) -> Result<deadpool_redis::Pool> {
     let url = required_env(REDIS_URL_ENV)?;
-    deadpool_redis::Config::from_url(url)
-        .builder()
-        .map_err(HarnessError::redis("configuring a replica's pool"))?
-        .max_size(settings.max_connections as usize)
-        .wait_timeout(Some(settings.acquire_timeout))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .runtime(deadpool_redis::Runtime::Tokio1)
-        .build()
-        .map_err(HarnessError::redis("building a replica's pool"))
+    let info = deadpool_redis::redis::IntoConnectionInfo::into_connection_info(url.as_str())
+        .map_err(|error| HarnessError::InvalidSetting {
+            var: REDIS_URL_ENV,
+            detail: crate::redact::redact(&error.to_string()),
+        })?;
+    crate::redis::open_pool(deadpool_redis::ConnectionInfo::from(info), settings).await
 }

@@ -102,6 +102,12 @@ pub(crate) fn env_setting(var: &str) -> Option<String> {
         .filter(|value| !value.trim().is_empty())
 }
 
+/// A random password of 24 letters and digits, for a container's server.
+pub(crate) fn random_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 24)
+}
+
 /// A running service container and where to reach it.
 pub(crate) struct ServiceContainer {
     /// Host name or address the container's port is published on.

@@ -26,7 +26,9 @@ pub use probes::{ActivityRow, LogEntry, LogMark, StatementStats};
 pub use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::error::{HarnessError, Result};
-use crate::service::{env_setting, start_container, ContainerSpec, Service, ServiceContainer};
+use crate::service::{
+    env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
+};
 use crate::{progress, redact, session, PoolSettings};
 
 /// How long a server may take to accept connections.
@@ -144,10 +146,6 @@ pub async fn server() -> Result<&'static PostgresServer> {
 
 impl PostgresServer {
     async fn start() -> Result<PostgresServer> {
-        let ready_timeout = match env_setting(Service::Postgres.url_env_var()) {
-            Some(_) => URL_READY_TIMEOUT,
-            None => READY_TIMEOUT,
-        };
         let (base_options, url_base, description, container) =
             match env_setting(Service::Postgres.url_env_var()) {
                 Some(url) => {
@@ -200,6 +198,11 @@ impl PostgresServer {
         let base_options = base_options
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(10));
+        let ready_timeout = if container.is_some() {
+            READY_TIMEOUT
+        } else {
+            URL_READY_TIMEOUT
+        };
         let mut admin = connect_when_ready(&base_options, &description, ready_timeout).await?;
         let capabilities = Capabilities::detect(&mut admin).await?;
         tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
@@ -442,18 +445,7 @@ impl RunDatabase {
     /// that has been running for a while: connecting is not part of what a
     /// run measures.
     pub async fn pool(&self, settings: PoolSettings) -> Result<PgPool> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_with(self.inner.options.clone())
-            .await
-            .map_err(HarnessError::postgres("opening the run's pool"))?;
-        let warm =
-            futures::future::try_join_all((0..settings.max_connections).map(|_| pool.acquire()))
-                .await
-                .map_err(HarnessError::postgres("warming up the run's pool"))?;
-        drop(warm);
-        Ok(pool)
+        open_pool(self.inner.options.clone(), settings).await
     }
 
     /// A connection for the harness's own queries: not counted by
@@ -535,6 +527,22 @@ impl RunDatabase {
     }
 }
 
+/// A pool of `settings`' size and acquire timeout, every connection opened
+/// before it is returned: the run's pools and replicas' pools alike.
+pub(crate) async fn open_pool(options: PgConnectOptions, settings: PoolSettings) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(HarnessError::postgres("opening a pool"))?;
+    let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.acquire()))
+        .await
+        .map_err(HarnessError::postgres("warming up a pool"))?;
+    drop(warm);
+    Ok(pool)
+}
+
 /// `scheme://user:password@host:port` of a URL: what is left without its path and query.
 fn url_base_of(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -542,12 +550,6 @@ fn url_base_of(url: &str) -> String {
     };
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
     format!("{scheme}://{authority}")
-}
-
-/// A random password of 24 letters and digits.
-fn random_password() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 24)
 }
 
 /// Registers the password of a `scheme://user:password@host` URL as a secret.
