@@ -8,8 +8,13 @@
 //!   fresh database per run so that runs and tests are isolated;
 //! - **pools** ([`PoolSettings`]): built by the harness with sizes and timeouts
 //!   set by the scenario's workload, and handed to the variant under test;
-//! - **time budgets** ([`RunContext::within`], [`workload::drive`]): a variant
-//!   that hangs is cut off and the hang reported as evidence;
+//! - **time budgets** ([`RunContext::within`], [`RunContext::drive`]): a
+//!   variant that hangs is cut off and the hang reported as evidence;
+//! - **a watch from outside** ([`guard`]): every run has a runtime of its own,
+//!   watched by a thread outside it, so a variant that blocks its threads,
+//!   spins or deadlocks is stopped within the budget and judged unhealthy;
+//! - **pools read back** ([`pools`]): a pool resized from inside the variant
+//!   makes the run unhealthy;
 //! - **probes**: `pg_stat_statements`, `pg_stat_activity`, `pg_locks`, plans
 //!   captured with `auto_explain`, the slow-query log, Redis `INFO`,
 //!   `CLIENT LIST`, `SLOWLOG`, key TTLs; live heap bytes ([`alloc`], a
@@ -17,6 +22,9 @@
 //! - **replicas** ([`replica`]): copies of a service as separate processes;
 //! - **reports** ([`Report`]): the verdict, metrics and evidence of a run, with
 //!   secrets redacted ([`redact`]);
+//! - **exercises** ([`runner`]): the learner's code runs in a binary of its
+//!   own, never compiled into a library; [`live`] keeps a workload going
+//!   while the learner investigates;
 //! - **clean-up** ([`session`]): every container carries the `debuglab` label
 //!   and is removed when the process ends, however it ends.
 //!
@@ -25,6 +33,10 @@
 pub mod alloc;
 pub mod docker;
 pub mod error;
+pub mod guard;
+pub mod investigate;
+pub mod live;
+pub mod pools;
 pub mod postgres;
 pub mod progress;
 pub mod redact;
@@ -32,26 +44,30 @@ pub mod redis;
 pub mod replica;
 pub mod report;
 pub mod run;
+pub mod runner;
 pub mod sampler;
 pub mod scenario;
 pub mod service;
 pub mod session;
 pub mod stats;
+pub mod terminal;
 pub mod testing;
 pub mod workload;
 
 use std::time::Duration;
 
 pub use error::{HarnessError, Result};
+pub use investigate::Kept;
 pub use report::{Outcome, Report};
-pub use run::{run, run_and_keep, Kept, RunContext, RunOptions};
-pub use scenario::{Scenario, ScenarioInfo, Variant, Verdict};
+pub use run::{run, run_and_keep, run_observed, RunContext, RunOptions};
+pub use scenario::{Scenario, ScenarioInfo, Sources, Variant, Verdict};
 pub use service::Service;
 
 /// Size and timeout of a connection pool the harness builds for a variant.
 ///
 /// Scenarios choose these as part of their workload; variants only receive the
-/// pool, so a "fix" that only enlarges a pool cannot pass.
+/// pool, and the harness reads its settings back when the run ends
+/// ([`pools`]), so a "fix" that only enlarges a pool cannot pass.
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
     /// Most connections the pool opens.

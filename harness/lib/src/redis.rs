@@ -11,6 +11,7 @@ use deadpool_redis::{ConnectionAddr, ConnectionInfo, Pool, RedisConnectionInfo, 
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::{HarnessError, Result};
+use crate::pools::PoolRegistry;
 use crate::service::{
     env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
 };
@@ -161,6 +162,7 @@ impl RedisServer {
                 .expect("a permit guarantees a free database");
             let run = RunRedis {
                 inner: Arc::new(RedisInner { server: self, db }),
+                pools: None,
             };
             if self.container.is_some() || run.dbsize().await? == 0 {
                 return Ok(run);
@@ -246,10 +248,34 @@ async fn open_connection(info: ConnectionInfo) -> redis::RedisResult<Multiplexed
         .await
 }
 
+/// A key's remaining time to live, as `PTTL` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key expires after this long.
+    Expires(Duration),
+    /// The key exists and never expires (`PTTL` answers -1).
+    Never,
+    /// The key does not exist (`PTTL` answers -2): it expired, or was never set.
+    Gone,
+}
+
+impl Ttl {
+    /// Reads a `PTTL` reply, sentinels included.
+    pub fn from_pttl(millis: i64) -> Ttl {
+        match millis {
+            -1 => Ttl::Never,
+            millis if millis < 0 => Ttl::Gone,
+            millis => Ttl::Expires(Duration::from_millis(millis as u64)),
+        }
+    }
+}
+
 /// A Redis database index that belongs to one run; flushed and returned when the run ends.
 #[derive(Clone)]
 pub struct RunRedis {
     inner: Arc<RedisInner>,
+    /// Where the pools built for a run's variant are remembered (see [`crate::pools`]).
+    pools: Option<Arc<PoolRegistry>>,
 }
 
 struct RedisInner {
@@ -294,7 +320,17 @@ impl RunRedis {
     /// The pool starts warm, every connection open, as in a service that has
     /// been running for a while.
     pub async fn pool(&self, settings: PoolSettings) -> Result<Pool> {
-        open_pool(self.connection_info(), settings).await
+        let pool = open_pool(self.connection_info(), settings).await?;
+        if let Some(pools) = &self.pools {
+            pools.register_redis(&pool, settings);
+        }
+        Ok(pool)
+    }
+
+    /// This database, its pools remembered in `pools` (a run's).
+    pub(crate) fn with_registry(mut self, pools: Arc<PoolRegistry>) -> RunRedis {
+        self.pools = Some(pools);
+        self
     }
 
     /// A connection for the harness's own commands, named so that client counts leave it out.
@@ -385,9 +421,8 @@ impl RunRedis {
         Ok(ids.len())
     }
 
-    /// Up to `limit` keys matching `pattern` (`SCAN … MATCH`) with their
-    /// remaining time to live in milliseconds (`PTTL`: -1 means no expiry).
-    pub async fn key_ttls(&self, pattern: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+    /// Up to `limit` keys matching `pattern` (`SCAN … MATCH`).
+    pub async fn keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>> {
         let mut conn = self.probe_connection().await?;
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
@@ -408,16 +443,64 @@ impl RunRedis {
             }
         }
         keys.truncate(limit);
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let ttl: i64 = redis::cmd("PTTL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .map_err(HarnessError::redis("reading PTTL"))?;
-            out.push((key, ttl));
+        Ok(keys)
+    }
+
+    /// Up to `limit` keys matching `pattern` with their remaining time to live ([`Ttl`]).
+    pub async fn key_ttls(&self, pattern: &str, limit: usize) -> Result<Vec<(String, Ttl)>> {
+        let keys = self.keys(pattern, limit).await?;
+        Ok(self
+            .values_and_ttls(keys)
+            .await?
+            .into_iter()
+            .map(|(key, _, ttl)| (key, ttl))
+            .collect())
+    }
+
+    /// Every key matching `pattern` with its value (`SCAN`, then `GET`);
+    /// keys that are not strings, or vanished meanwhile, are left out.
+    pub async fn key_values(&self, pattern: &str) -> Result<Vec<(String, String)>> {
+        let keys = self.keys(pattern, usize::MAX).await?;
+        Ok(self
+            .values_and_ttls(keys)
+            .await?
+            .into_iter()
+            .filter_map(|(key, value, _)| value.map(|value| (key, value)))
+            .collect())
+    }
+
+    /// `GET` and `PTTL` of each of `keys`, in one pipeline: `None` for a key
+    /// that does not exist (or is not a string).
+    pub async fn values_and_ttls(
+        &self,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<(String, Option<String>, Ttl)>> {
+        let keys: Vec<String> = keys.into_iter().collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let mut conn = self.probe_connection().await?;
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("GET").arg(key);
+            pipe.cmd("PTTL").arg(key);
+        }
+        let replies: Vec<redis::Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(HarnessError::redis("reading keys and their PTTL"))?;
+        Ok(keys
+            .into_iter()
+            .zip(replies.chunks(2))
+            .map(|(key, pair)| {
+                let value = redis::from_redis_value::<Option<String>>(pair[0].clone())
+                    .ok()
+                    .flatten();
+                let ttl = redis::from_redis_value::<i64>(pair[1].clone())
+                    .map_or(Ttl::Gone, Ttl::from_pttl);
+                (key, value, ttl)
+            })
+            .collect())
     }
 
     /// The newest `count` entries of `SLOWLOG GET`, one line each.
@@ -509,6 +592,17 @@ fn format_slowlog_entry(entry: &redis::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pttl_sentinels_mean_no_expiry_and_gone() {
+        assert_eq!(Ttl::from_pttl(-1), Ttl::Never);
+        assert_eq!(Ttl::from_pttl(-2), Ttl::Gone);
+        assert_eq!(Ttl::from_pttl(0), Ttl::Expires(Duration::ZERO));
+        assert_eq!(
+            Ttl::from_pttl(1500),
+            Ttl::Expires(Duration::from_millis(1500))
+        );
+    }
 
     #[test]
     fn parses_info_sections() {

@@ -8,7 +8,9 @@
 //! [`run_replicas`]; each replica reads its connection URLs from the
 //! environment ([`PG_URL_ENV`], [`REDIS_URL_ENV`]) — never from its arguments,
 //! which any user can see in `ps` — builds its pools with [`pg_pool`] and
-//! [`redis_pool`], and prints one JSON line as its last line of output.
+//! [`redis_pool`], runs its work with [`run_guarded`] (watched like a run),
+//! and prints one JSON line as its last line of output, with what its watch
+//! saw and its [`pool_problems`], for the run to judge.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,6 +23,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use crate::error::{HarnessError, Result};
+use crate::guard::{Blocking, GuardedRuntime, Limits};
+use crate::pools::PoolRegistry;
 use crate::PoolSettings;
 
 /// The variable that tells a replica which scenario it belongs to.
@@ -144,6 +148,49 @@ fn required_env(var: &'static str) -> Result<String> {
     })
 }
 
+/// The pools this replica process built, read back by [`pool_problems`].
+static POOLS: std::sync::LazyLock<PoolRegistry> = std::sync::LazyLock::new(PoolRegistry::default);
+
+/// In a replica: the problem lines of pools whose size or timeout changed
+/// since [`pg_pool`] or [`redis_pool`] built them (see [`crate::pools`]).
+pub fn pool_problems() -> Vec<String> {
+    POOLS.problems()
+}
+
+/// How long a replica's work may take to wrap up once its watch saw a blocked thread.
+const GRACE_AFTER_BLOCKING: Duration = Duration::from_secs(5);
+
+/// In a replica: runs `work` on a [`GuardedRuntime`] like a run's, and
+/// returns its output (`None` if it had to be abandoned: its threads were
+/// blocked and did not come back) with what the watch saw. Report the
+/// [`Blocking`] to the run, which adds it with [`crate::RunContext::add_blocking`].
+pub fn run_guarded<F>(work: F) -> std::io::Result<(Option<F::Output>, Blocking)>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let guarded = GuardedRuntime::new(crate::run::RUN_WORKERS, Limits::default())?;
+    let (done, finished) = std::sync::mpsc::channel();
+    guarded.spawn(async move {
+        let _ = done.send(work.await);
+    });
+    let mut tripped_at = None;
+    let output = loop {
+        match finished.recv_timeout(Duration::from_millis(50)) {
+            Ok(output) => break Some(output),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if guarded.monitor().stop_reason().is_some() {
+            let since = *tripped_at.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= GRACE_AFTER_BLOCKING {
+                break None;
+            }
+        }
+    };
+    Ok((output, guarded.monitor().blocking()))
+}
+
 /// In a replica: the pool to its run's PostgreSQL database, warm.
 pub async fn pg_pool(settings: PoolSettings) -> Result<sqlx::PgPool> {
     let url = required_env(PG_URL_ENV)?;
@@ -153,7 +200,9 @@ pub async fn pg_pool(settings: PoolSettings) -> Result<sqlx::PgPool> {
             detail: crate::redact::redact(&error.to_string()),
         }
     })?;
-    crate::postgres::open_pool(options, settings).await
+    let pool = crate::postgres::open_pool(options, settings).await?;
+    POOLS.register_postgres(&pool, settings);
+    Ok(pool)
 }
 
 /// In a replica: the pool to its run's Redis database, warm.
@@ -164,5 +213,8 @@ pub async fn redis_pool(settings: PoolSettings) -> Result<deadpool_redis::Pool> 
             var: REDIS_URL_ENV,
             detail: crate::redact::redact(&error.to_string()),
         })?;
-    crate::redis::open_pool(deadpool_redis::ConnectionInfo::from(info), settings).await
+    let pool =
+        crate::redis::open_pool(deadpool_redis::ConnectionInfo::from(info), settings).await?;
+    POOLS.register_redis(&pool, settings);
+    Ok(pool)
 }

@@ -173,9 +173,36 @@ pub fn format_number(value: f64) -> String {
     }
 }
 
+/// `value` rounded to a whole number, its thousands grouped: `59,999,000`
+/// (for sentences; metrics keep [`format_number`]).
+pub fn grouped(value: f64) -> String {
+    let rounded = value.round();
+    let digits = format!("{}", rounded.abs() as u64);
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if rounded < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_numbers_have_thousands_separators() {
+        assert_eq!(grouped(999_900.0), "999,900");
+        assert_eq!(grouped(59_999_000.4), "59,999,000");
+        assert_eq!(grouped(999.0), "999");
+        assert_eq!(grouped(-1_234.0), "-1,234");
+        assert_eq!(grouped(0.2), "0");
+    }
 
     #[test]
     fn key_figures_come_in_their_order_and_the_rest_are_counted() {

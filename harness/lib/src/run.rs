@@ -1,21 +1,50 @@
 //! Running one variant of one scenario: resources, budget, findings, report.
+//!
+//! A run's lifecycle:
+//!
+//! 1. [`run`] waits for the process's turn ([`take_turn`]), then starts a
+//!    [`GuardedRuntime`] of the run's own, watched from outside;
+//! 2. the scenario's [`Scenario::run`] runs there with a [`RunContext`]: it
+//!    takes databases and pools from the context, drives its workload
+//!    ([`RunContext::drive`]), records metrics and evidence, and returns its
+//!    verdict;
+//! 3. the supervisor (on the caller's runtime, which the variant cannot
+//!    block) waits for it within the budget — or, once the watch saw a thread
+//!    blocked, for a short grace — and abandons it otherwise;
+//! 4. the harness adds its own checks (blocked threads, pools changed from
+//!    inside), releases or keeps the run's databases, and writes the [`Report`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::{HarnessError, Result};
+use crate::guard::{GuardedRuntime, Limits, Monitor};
+use crate::investigate::{Kept, KeptDatabase, KeptRedis};
+use crate::pools::PoolRegistry;
 use crate::postgres::{DatabaseTemplate, RunDatabase};
 use crate::redis::RunRedis;
 use crate::report::Report;
 use crate::scenario::{Scenario, ScenarioInfo, Variant, Verdict};
 use crate::service::env_setting;
+use crate::workload::{drive_paced, Workload, WorkloadOutcome};
 
 /// The default time budget of a whole run, set-up included.
 pub const DEFAULT_RUN_BUDGET: Duration = Duration::from_secs(120);
+
+/// The default time a live run keeps its workload going (`debuglab run --live`).
+pub const DEFAULT_LIVE_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// Worker threads of a run's runtime: as many as a small service gets.
+pub const RUN_WORKERS: usize = 2;
+
+/// How long a run may take to wrap up once its watch saw a blocked thread.
+const GRACE_AFTER_BLOCKING: Duration = Duration::from_secs(10);
 
 /// How a run is set up.
 #[derive(Clone, Debug)]
@@ -27,31 +56,35 @@ pub struct RunOptions {
     /// Leave the run's databases and the containers in place for
     /// investigation ([`Kept`] says where), instead of removing them.
     pub keep: bool,
+    /// Keep the workload going for this long (a live run) instead of
+    /// running it once; `None` for an ordinary run.
+    pub live: Option<Duration>,
 }
 
 impl RunOptions {
     /// Options from the environment: `DEBUGLAB_RUN_BUDGET_SECS` and `DEBUGLAB_SEED`.
     pub fn from_env() -> Result<Self> {
-        let parse = |var: &'static str| -> Result<Option<u64>> {
-            env_setting(var)
-                .map(|value| {
-                    value
-                        .trim()
-                        .parse::<u64>()
-                        .map_err(|_| HarnessError::InvalidSetting {
-                            var,
-                            detail: format!("expected a whole number, got '{value}'"),
-                        })
-                })
-                .transpose()
-        };
         Ok(RunOptions {
-            budget: parse("DEBUGLAB_RUN_BUDGET_SECS")?
+            budget: parse_env_u64("DEBUGLAB_RUN_BUDGET_SECS")?
                 .map_or(DEFAULT_RUN_BUDGET, Duration::from_secs),
-            seed: parse("DEBUGLAB_SEED")?,
-            keep: false,
+            seed: parse_env_u64("DEBUGLAB_SEED")?,
+            ..RunOptions::default()
         })
     }
+}
+
+fn parse_env_u64(var: &'static str) -> Result<Option<u64>> {
+    env_setting(var)
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| HarnessError::InvalidSetting {
+                    var,
+                    detail: format!("expected a whole number, got '{value}'"),
+                })
+        })
+        .transpose()
 }
 
 impl Default for RunOptions {
@@ -60,6 +93,7 @@ impl Default for RunOptions {
             budget: DEFAULT_RUN_BUDGET,
             seed: None,
             keep: false,
+            live: None,
         }
     }
 }
@@ -73,9 +107,13 @@ pub struct RunContext {
     variant: Variant,
     seed: u64,
     deadline: Instant,
+    live: Option<Duration>,
+    monitor: Arc<Monitor>,
     findings: Mutex<Findings>,
     databases: Mutex<Vec<RunDatabase>>,
     redis_databases: Mutex<Vec<RunRedis>>,
+    pools: Arc<PoolRegistry>,
+    progress: Arc<LiveProgress>,
 }
 
 #[derive(Default)]
@@ -84,8 +122,68 @@ struct Findings {
     evidence: Vec<String>,
 }
 
+/// What a live run shows while it goes: requests so far and the scenario's gauges.
+#[derive(Default)]
+pub struct LiveProgress {
+    finished: AtomicUsize,
+    failed: AtomicUsize,
+    gauges: Mutex<BTreeMap<String, f64>>,
+    workload_started: watch::Sender<bool>,
+}
+
+impl LiveProgress {
+    /// Requests finished so far, and how many of them failed.
+    pub fn requests(&self) -> (usize, usize) {
+        (
+            self.finished.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The latest value of every gauge.
+    pub fn gauges(&self) -> BTreeMap<String, f64> {
+        lock(&self.gauges).clone()
+    }
+
+    /// Sets the gauge `name` (see [`RunContext::gauge`]).
+    pub fn gauge(&self, name: &str, value: f64) {
+        lock(&self.gauges).insert(name.to_owned(), value);
+    }
+
+    /// Counts requests done outside [`RunContext::drive`] (by replica
+    /// processes, say): `finished` more, `failed` of them failed.
+    pub fn count_requests(&self, finished: usize, failed: usize) {
+        self.finished.fetch_add(finished, Ordering::Relaxed);
+        self.failed.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// Says the workload has started (done by [`RunContext::drive`]; call
+    /// it when the work is driven another way), so a live run shows its
+    /// investigation commands.
+    pub fn mark_workload_started(&self) {
+        self.workload_started.send_replace(true);
+    }
+
+    /// Resolves once the run's workload has started.
+    pub async fn workload_started(&self) {
+        let mut started = self.workload_started.subscribe();
+        let _ = started.wait_for(|started| *started).await;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl RunContext {
-    fn new(info: &'static ScenarioInfo, variant: Variant, options: &RunOptions) -> Self {
+    fn new(
+        info: &'static ScenarioInfo,
+        variant: Variant,
+        options: &RunOptions,
+        monitor: Arc<Monitor>,
+    ) -> Self {
         let seed = options
             .seed
             .unwrap_or_else(|| u64::from(rand::random::<u32>()));
@@ -98,9 +196,13 @@ impl RunContext {
             variant,
             seed,
             deadline: Instant::now() + options.budget,
+            live: options.live,
+            monitor,
             findings: Mutex::new(findings),
             databases: Mutex::new(Vec::new()),
             redis_databases: Mutex::new(Vec::new()),
+            pools: Arc::new(PoolRegistry::default()),
+            progress: Arc::new(LiveProgress::default()),
         }
     }
 
@@ -119,6 +221,16 @@ impl RunContext {
         self.seed
     }
 
+    /// Whether this is a live run: the workload keeps going until stopped.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// How long a live run keeps its workload going; `None` for an ordinary run.
+    pub fn live_budget(&self) -> Option<Duration> {
+        self.live
+    }
+
     /// Time left in the run's budget.
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
@@ -126,43 +238,59 @@ impl RunContext {
 
     /// Records a measured figure (replacing an earlier value of the same name).
     pub fn metric(&self, name: &str, value: f64) {
-        self.lock_findings().metrics.insert(name.to_owned(), value);
+        lock(&self.findings).metrics.insert(name.to_owned(), value);
     }
 
     /// Records one piece of evidence; it is redacted before it reaches the report.
     pub fn evidence(&self, line: impl Into<String>) {
-        self.lock_findings().evidence.push(line.into());
+        lock(&self.findings).evidence.push(line.into());
     }
 
-    fn lock_findings(&self) -> std::sync::MutexGuard<'_, Findings> {
-        self.findings
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Sets a gauge: a figure that changes while the workload runs (pool
+    /// waiters, listeners), shown by a live run's status line.
+    /// From a sampler, which outlives this borrow: `ctx.progress().gauge(…)`.
+    pub fn gauge(&self, name: &str, value: f64) {
+        self.progress.gauge(name, value);
+    }
+
+    /// Adds what the watch of a replica process saw (see
+    /// [`crate::replica::run_guarded`]): it counts as this run's.
+    pub fn add_blocking(&self, blocking: &crate::guard::Blocking) {
+        self.monitor.merge(blocking);
+    }
+
+    /// What a live run's status line shows.
+    pub fn progress(&self) -> &Arc<LiveProgress> {
+        &self.progress
     }
 
     /// A fresh PostgreSQL database for this run, copied from `template` when given.
+    ///
+    /// Pools built from it ([`RunDatabase::pool`]) are read back when the run ends.
     pub async fn database(
         &self,
         template: Option<&'static DatabaseTemplate>,
     ) -> Result<RunDatabase> {
         let server = crate::postgres::server().await?;
         let label = format!("{}_{}", self.info.id, self.variant);
-        let database = server.create_database(&label, template).await?;
-        self.databases
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(database.clone());
+        let database = server
+            .create_database(&label, template)
+            .await?
+            .with_registry(Arc::clone(&self.pools));
+        lock(&self.databases).push(database.clone());
         Ok(database)
     }
 
     /// A Redis database of this run's own (an index nobody else uses meanwhile).
+    ///
+    /// Pools built from it ([`RunRedis::pool`]) are read back when the run ends.
     pub async fn redis(&self) -> Result<RunRedis> {
         let server = crate::redis::server().await?;
-        let redis = server.lease_database().await?;
-        self.redis_databases
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(redis.clone());
+        let redis = server
+            .lease_database()
+            .await?
+            .with_registry(Arc::clone(&self.pools));
+        lock(&self.redis_databases).push(redis.clone());
         Ok(redis)
     }
 
@@ -190,65 +318,121 @@ impl RunContext {
         }
     }
 
+    /// Drives `workload` with [`crate::workload::drive`] and records its
+    /// shape: `requests_planned`, `requests_finished`, `requests_failed`,
+    /// `requests_unfinished`, and — when fewer requests finished than were
+    /// planned — a line of evidence that says why.
+    ///
+    /// In a live run the workload keeps going, at most
+    /// [`Workload::live_rate`] requests a second, until the run is stopped:
+    /// `index` then grows past `workload.requests`, so `request` must accept
+    /// any index (`index % n` into a list, or a value derived from the index).
+    pub async fn drive<F, Fut, T, E>(
+        &self,
+        label: &str,
+        workload: Workload,
+        request: F,
+    ) -> WorkloadOutcome<T, E>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (shape, pace) = match self.live {
+            Some(budget) => (
+                Workload {
+                    requests: usize::MAX,
+                    max_duration: budget,
+                    hard_limit: budget + Duration::from_secs(30),
+                    ..workload
+                },
+                Some(Duration::from_secs(1) / workload.live_rate.max(1)),
+            ),
+            None => (workload, None),
+        };
+        self.progress.mark_workload_started();
+        let progress = Arc::clone(&self.progress);
+        let outcome = drive_paced(label, shape, pace, move |index| {
+            let (future, progress) = (request(index), Arc::clone(&progress));
+            async move {
+                let result = future.await;
+                progress.finished.fetch_add(1, Ordering::Relaxed);
+                if result.is_err() {
+                    progress.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                result
+            }
+        })
+        .await;
+        self.record_workload(workload, &outcome);
+        outcome
+    }
+
+    fn record_workload<T, E>(&self, workload: Workload, outcome: &WorkloadOutcome<T, E>) {
+        self.metric("requests_planned", workload.requests as f64);
+        self.metric("requests_finished", outcome.records.len() as f64);
+        self.metric("requests_failed", outcome.errors() as f64);
+        self.metric("requests_unfinished", outcome.unfinished as f64);
+        if outcome.cut_off {
+            self.metric("timed_out", 1.0);
+        }
+        if self.live.is_none() {
+            if let Some(shortfall) = outcome.shortfall() {
+                self.evidence(shortfall);
+            }
+        }
+    }
+
     async fn release_resources(&self) {
-        let databases =
-            std::mem::take(&mut *self.databases.lock().unwrap_or_else(|p| p.into_inner()));
+        self.pools.clear();
+        let databases = std::mem::take(&mut *lock(&self.databases));
         for database in databases {
             database.drop_database().await;
         }
-        let redis_databases = std::mem::take(
-            &mut *self
-                .redis_databases
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let redis_databases = std::mem::take(&mut *lock(&self.redis_databases));
         for redis in redis_databases {
             redis.release().await;
         }
     }
 
-    async fn kept(&self) -> Kept {
+    /// Where this run's databases are, for investigating them (`--keep`, `--live`).
+    pub async fn kept(&self) -> Kept {
+        let databases = lock(&self.databases).clone();
+        let redis_databases = lock(&self.redis_databases).clone();
         let mut kept = Kept::default();
-        let databases = self
-            .databases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         if !databases.is_empty() {
             let server = crate::postgres::server().await.ok();
-            for database in databases {
-                kept.postgres.push(KeptDatabase {
-                    container_id: server
-                        .and_then(|server| server.container_id())
-                        .map(str::to_owned),
+            let container_id = server
+                .and_then(|server| server.container_id())
+                .map(str::to_owned);
+            kept.postgres = databases
+                .iter()
+                .map(|database| KeptDatabase {
+                    container_id: container_id.clone(),
                     name: database.name().to_owned(),
-                });
-            }
+                })
+                .collect();
         }
-        let redis_databases = self
-            .redis_databases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         if !redis_databases.is_empty() {
             let server = crate::redis::server().await.ok();
-            for redis in redis_databases {
-                kept.redis.push(KeptRedis {
-                    container_id: server
-                        .and_then(|server| server.container_id())
-                        .map(str::to_owned),
+            let container_id = server
+                .and_then(|server| server.container_id())
+                .map(str::to_owned);
+            kept.redis = redis_databases
+                .iter()
+                .map(|redis| KeptRedis {
+                    container_id: container_id.clone(),
                     db: redis.db(),
-                });
-            }
+                })
+                .collect();
         }
         kept
     }
 
-    fn into_report(self, verdict: Verdict, duration: Duration) -> Report {
-        let findings = self
-            .findings
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// The report: `verdict`, then every metric and piece of evidence, redacted.
+    fn report(&self, verdict: Verdict, duration: Duration) -> Report {
+        let findings = std::mem::take(&mut *lock(&self.findings));
         let redact = crate::redact::redact;
         Report {
             scenario: self.info.id.to_owned(),
@@ -260,33 +444,6 @@ impl RunContext {
             evidence: findings.evidence.iter().map(|line| redact(line)).collect(),
         }
     }
-}
-
-/// What a run left in place with [`RunOptions::keep`].
-#[derive(Clone, Debug, Default)]
-pub struct Kept {
-    /// The run's PostgreSQL databases.
-    pub postgres: Vec<KeptDatabase>,
-    /// The run's Redis databases.
-    pub redis: Vec<KeptRedis>,
-}
-
-/// A PostgreSQL database left for investigation.
-#[derive(Clone, Debug)]
-pub struct KeptDatabase {
-    /// The container it lives in (`None` for a server named by URL).
-    pub container_id: Option<String>,
-    /// The database's name.
-    pub name: String,
-}
-
-/// A Redis database left for investigation.
-#[derive(Clone, Debug)]
-pub struct KeptRedis {
-    /// The container it lives in (`None` for a server named by URL).
-    pub container_id: Option<String>,
-    /// The database index.
-    pub db: i64,
 }
 
 /// Runs in one process take turns: one run's load must never show up in
@@ -304,10 +461,11 @@ pub async fn take_turn() -> tokio::sync::MutexGuard<'static, ()> {
 /// Runs `variant` of `scenario` within `options.budget` and reports what happened.
 ///
 /// A hang is not an error: the run is cut off, `timed_out` is 1, and the
-/// report says so. Errors are reserved for problems with the lab itself
-/// (Docker unreachable, an image missing, a failing seed).
+/// report says so; a variant that blocks its threads is stopped and judged
+/// unhealthy. Errors are reserved for problems with the lab itself (Docker
+/// unreachable, an image missing, a failing seed).
 pub async fn run(
-    scenario: &dyn Scenario,
+    scenario: &'static dyn Scenario,
     variant: Variant,
     options: &RunOptions,
 ) -> Result<Report> {
@@ -319,45 +477,180 @@ pub async fn run(
 /// [`run`], also saying what was left in place when `options.keep` is set
 /// (nothing otherwise).
 pub async fn run_and_keep(
-    scenario: &dyn Scenario,
+    scenario: &'static dyn Scenario,
     variant: Variant,
     options: &RunOptions,
+) -> Result<(Report, Kept)> {
+    run_observed(scenario, variant, options, |_| {}).await
+}
+
+/// [`run_and_keep`], handing the run's context to `observe` as soon as it
+/// exists (a live run's status line follows it).
+pub async fn run_observed(
+    scenario: &'static dyn Scenario,
+    variant: Variant,
+    options: &RunOptions,
+    observe: impl FnOnce(Arc<RunContext>),
 ) -> Result<(Report, Kept)> {
     let info = scenario.info();
     let _turn = take_turn().await;
     let started = Instant::now();
-    let ctx = RunContext::new(info, variant, options);
+    let guarded = GuardedRuntime::new(RUN_WORKERS, Limits::default()).map_err(|error| {
+        HarnessError::Setup {
+            scenario: info.id.to_owned(),
+            detail: format!("cannot start the run's runtime: {error}"),
+        }
+    })?;
+    let ctx = Arc::new(RunContext::new(
+        info,
+        variant,
+        options,
+        Arc::clone(guarded.monitor()),
+    ));
+    observe(Arc::clone(&ctx));
     tracing::info!(scenario = info.id, %variant, seed = ctx.seed, "run started");
-    let outcome = tokio::time::timeout(options.budget, scenario.run(&ctx)).await;
-    let kept = if options.keep {
-        crate::session::keep_containers();
-        ctx.kept().await
-    } else {
-        // Releasing is bounded too: a wedged server must not hang the process.
-        if tokio::time::timeout(Duration::from_secs(30), ctx.release_resources())
-            .await
-            .is_err()
-        {
-            tracing::warn!("releasing the run's databases took over 30 s; leaving them to the container's removal");
-        }
-        Kept::default()
+    let task = {
+        let ctx = Arc::clone(&ctx);
+        guarded.spawn(async move { scenario.run(&ctx).await })
     };
-    let verdict = match outcome {
-        Ok(Ok(verdict)) => verdict,
-        Ok(Err(error)) => return Err(error),
-        Err(_) => {
-            let budget = options.budget.as_secs_f64();
-            ctx.metric("timed_out", 1.0);
-            ctx.evidence(format!(
-                "the run did not finish within its {budget:.0} s budget and was cut off"
-            ));
-            Verdict {
-                healthy: false,
-                summary: format!("The run hung and was cut off after {budget:.0} s."),
-            }
-        }
+    let ended = supervise(task, guarded.monitor(), options.budget).await;
+    let pool_problems = ctx.pools.problems();
+    // The variant's tasks stop here; blocked threads are left to end on their own.
+    drop(guarded);
+    let kept = finish_resources(&ctx, options.keep).await;
+    let verdict = match ended {
+        Ended::Finished(result) => result?,
+        ended => ended.verdict(&ctx, options.budget),
     };
-    let report = ctx.into_report(verdict, started.elapsed());
+    let mut harness_problems = ctx.monitor.blocking().problems();
+    harness_problems.extend(pool_problems);
+    record_blocking(&ctx);
+    let verdict = verdict.after_harness_checks(&harness_problems);
+    let report = ctx.report(verdict, started.elapsed());
     tracing::info!(scenario = info.id, %variant, healthy = report.healthy, duration_ms = report.duration_ms, "run finished");
     Ok((report, kept))
+}
+
+/// How a run's task ended, as its supervisor saw it.
+enum Ended {
+    /// It returned (a verdict, or an error of the lab itself).
+    Finished(Result<Verdict>),
+    /// It panicked, with this message.
+    Panicked(String),
+    /// It was still running at the end of its budget.
+    OverBudget,
+    /// It was still running a grace period after its watch saw a blocked thread.
+    Abandoned,
+}
+
+impl Ended {
+    /// The verdict of a run that did not return one itself.
+    fn verdict(self, ctx: &RunContext, budget: Duration) -> Verdict {
+        let summary = match self {
+            Ended::Finished(_) => unreachable!("a finished run has its own verdict"),
+            Ended::Panicked(message) => {
+                ctx.evidence(format!("the run panicked: {message}"));
+                format!("The service panicked: {message}.")
+            }
+            Ended::OverBudget => {
+                ctx.metric("timed_out", 1.0);
+                let budget = budget.as_secs_f64();
+                ctx.evidence(format!(
+                    "the run did not finish within its {budget:.0} s budget and was cut off"
+                ));
+                format!("The run hung and was cut off after {budget:.0} s.")
+            }
+            Ended::Abandoned => {
+                ctx.metric("timed_out", 1.0);
+                ctx.evidence(format!(
+                    "the run was abandoned {} s after its workload was stopped: its threads did not come back",
+                    GRACE_AFTER_BLOCKING.as_secs()
+                ));
+                "The run was abandoned.".to_owned()
+            }
+        };
+        Verdict {
+            healthy: false,
+            summary,
+        }
+    }
+}
+
+/// Waits for the run's task on the caller's runtime, which the variant
+/// cannot block: until it ends, its budget runs out, or a grace period after
+/// its watch tripped.
+async fn supervise(
+    task: tokio::task::JoinHandle<Result<Verdict>>,
+    monitor: &Monitor,
+    budget: Duration,
+) -> Ended {
+    let tripped = monitor.stopped();
+    let gave_up = async move {
+        tripped.await;
+        tokio::time::sleep(GRACE_AFTER_BLOCKING).await;
+    };
+    tokio::select! {
+        joined = task => match joined {
+            Ok(result) => Ended::Finished(result),
+            Err(error) if error.is_panic() => Ended::Panicked(panic_message(error.into_panic())),
+            Err(_) => Ended::Abandoned,
+        },
+        _ = tokio::time::sleep(budget) => Ended::OverBudget,
+        _ = gave_up => Ended::Abandoned,
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+/// Keeps the run's databases (`keep`) or releases them, within a bound.
+async fn finish_resources(ctx: &RunContext, keep: bool) -> Kept {
+    if keep {
+        crate::session::keep_containers();
+        return ctx.kept().await;
+    }
+    // Releasing is bounded too: a wedged server must not hang the process.
+    if tokio::time::timeout(Duration::from_secs(30), ctx.release_resources())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "releasing the run's databases took over 30 s; leaving them to the container's removal"
+        );
+    }
+    Kept::default()
+}
+
+/// The watch's figures as metrics, and as evidence when the blocking was clear.
+fn record_blocking(ctx: &RunContext) {
+    let blocking = ctx.monitor.blocking();
+    ctx.metric("blocked_polls", blocking.blocked_polls as f64);
+    ctx.metric(
+        "longest_blocked_poll_ms",
+        blocking.longest_blocked_ms.round(),
+    );
+    ctx.metric("hogging_polls", blocking.hogging_polls as f64);
+    ctx.metric(
+        "longest_hogging_poll_ms",
+        blocking.longest_hogging_ms.round(),
+    );
+    if blocking.is_clear() {
+        ctx.evidence(format!(
+            "the run's watch (outside the runtime): {} polls slept off the CPU (longest {:.0} ms), {} computed without yielding (longest {:.0} ms){}",
+            blocking.blocked_polls,
+            blocking.longest_blocked_ms,
+            blocking.hogging_polls,
+            blocking.longest_hogging_ms,
+            blocking
+                .stuck
+                .as_ref()
+                .map(|stuck| format!("; {stuck}"))
+                .unwrap_or_default()
+        ));
+    }
 }

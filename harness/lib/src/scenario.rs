@@ -64,7 +64,7 @@ pub struct ScenarioInfo {
     pub id: &'static str,
     /// A short title.
     pub title: &'static str,
-    /// One line on the symptom.
+    /// One line on the symptom, as a user would report it (never the cause).
     pub summary: &'static str,
     /// The services a run starts.
     pub services: &'static [Service],
@@ -74,36 +74,92 @@ pub struct ScenarioInfo {
     /// The figures a learner should look at first, in order (`debuglab run`).
     #[serde(skip)]
     pub key_metrics: &'static [&'static str],
-    /// The scenario's README (symptom, investigation, hints, fix); the CLI
-    /// reads the hints from it, so README and `debuglab hint` never disagree.
+    /// The gauges a live run's status line shows ([`crate::RunContext::gauge`]).
     #[serde(skip)]
-    pub readme: &'static str,
+    pub live_gauges: &'static [&'static str],
+    /// The scenario's `HINTS.md`: one `## Hint …` section per hint, gentle
+    /// first. Shown only by `debuglab hint`, one at a time.
+    #[serde(skip)]
+    pub hints: &'static str,
+    /// The scenario's `SOLUTION.md`: the diagnosis and the fix, explained.
+    /// Shown only by `debuglab solution`.
+    #[serde(skip)]
+    pub solution: &'static str,
+    /// `src/buggy.rs` and `src/fixed.rs`, for the diff `debuglab solution` shows.
+    #[serde(skip)]
+    pub sources: Sources,
+}
+
+/// The buggy and fixed code of a scenario, as text.
+#[derive(Clone, Copy, Debug)]
+pub struct Sources {
+    /// `src/buggy.rs` (the exercise's starting copy).
+    pub buggy: &'static str,
+    /// `src/fixed.rs` (the reference fix).
+    pub fixed: &'static str,
 }
 
 impl ScenarioInfo {
-    /// The README's hints, gentle to explicit: the text of each
-    /// `<details><summary>Hint …</summary> … </details>` block.
+    /// The hints, gentle to explicit: the text under each `## Hint` heading of [`ScenarioInfo::hints`].
     pub fn hints(&self) -> Vec<String> {
-        let mut hints = Vec::new();
-        let mut rest = self.readme;
-        while let Some(start) = rest.find("<details><summary>Hint") {
-            let after = &rest[start..];
-            let Some(body_start) = after.find("</summary>").map(|at| at + "</summary>".len())
-            else {
-                break;
-            };
-            let Some(body_end) = after.find("</details>") else {
-                break;
-            };
-            hints.push(after[body_start..body_end].trim().to_owned());
-            rest = &after[body_end..];
+        let mut hints: Vec<String> = Vec::new();
+        let mut current: Option<String> = None;
+        for line in self.hints.lines() {
+            if line.starts_with("## Hint") {
+                hints.extend(current.take());
+                current = Some(String::new());
+            } else if let Some(text) = current.as_mut() {
+                text.push_str(line);
+                text.push('\n');
+            }
         }
+        hints.extend(current);
         hints
+            .into_iter()
+            .map(|hint| hint.trim().to_owned())
+            .collect()
+    }
+}
+
+impl ScenarioInfo {
+    /// The words that give the fix away, from the first line of
+    /// [`ScenarioInfo::solution`]: `<!-- spoilers: one; two -->`. No text a
+    /// learner sees before asking (README, reports) may contain them.
+    pub fn spoilers(&self) -> Vec<&'static str> {
+        let first = self.solution.lines().next().unwrap_or_default().trim();
+        first
+            .strip_prefix("<!-- spoilers:")
+            .and_then(|rest| rest.strip_suffix("-->"))
+            .map(|list| {
+                list.split(';')
+                    .map(str::trim)
+                    .filter(|term| !term.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The spoilers `text` contains. A term in capitals (a command such as
+    /// `INCR`, SQL such as `CREATE INDEX`) must match in capitals — `watch`
+    /// is a debuglab command, `WATCH` a Redis one; other terms match
+    /// whatever their case.
+    pub fn spoilers_in(&self, text: &str) -> Vec<&'static str> {
+        let lower = text.to_lowercase();
+        self.spoilers()
+            .into_iter()
+            .filter(|term| {
+                if term.chars().any(char::is_lowercase) {
+                    lower.contains(&term.to_lowercase())
+                } else {
+                    text.contains(term)
+                }
+            })
+            .collect()
     }
 }
 
 /// What a scenario concludes from one run; the harness turns it into a [`crate::Report`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// Whether the service met the scenario's objective.
     pub healthy: bool,
@@ -113,9 +169,9 @@ pub struct Verdict {
 
 impl Verdict {
     /// The verdict of a run whose checks found `problems` (each a clause such
-    /// as "the p95 latency 140 ms is over the 10 ms objective"): unhealthy,
-    /// with the problems as one sentence; or, if there are none, healthy with
-    /// the summary `healthy` gives.
+    /// as "the payment provider was called 0 times for 200 checkouts"):
+    /// unhealthy, with the problems as one sentence; or, if there are none,
+    /// healthy with the summary `healthy` gives.
     pub fn from_problems(problems: &[String], healthy: impl FnOnce() -> String) -> Verdict {
         if problems.is_empty() {
             return Verdict {
@@ -123,17 +179,39 @@ impl Verdict {
                 summary: healthy(),
             };
         }
-        let sentence = problems.join("; ") + ".";
-        let mut chars = sentence.chars();
-        let summary = chars
-            .next()
-            .map(|first| first.to_uppercase().chain(chars).collect())
-            .unwrap_or_default();
+        Verdict {
+            healthy: false,
+            summary: sentence(problems),
+        }
+    }
+
+    /// This verdict after the harness's own checks found `problems` (a
+    /// blocked thread, a pool changed from inside): they come first, and
+    /// make the run unhealthy.
+    pub fn after_harness_checks(self, problems: &[String]) -> Verdict {
+        if problems.is_empty() {
+            return self;
+        }
+        let mut summary = sentence(problems);
+        if !self.healthy {
+            summary.push(' ');
+            summary.push_str(&self.summary);
+        }
         Verdict {
             healthy: false,
             summary,
         }
     }
+}
+
+/// `problems` as one sentence: joined with semicolons, capitalised, with a full stop.
+fn sentence(problems: &[String]) -> String {
+    let sentence = problems.join("; ") + ".";
+    let mut chars = sentence.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A scenario: a story, a workload, and a verdict, for each [`Variant`] of its code.
@@ -142,12 +220,22 @@ impl Verdict {
 /// [`Scenario::run`], ask the [`RunContext`] for databases, pools and budgets,
 /// drive the workload against `ctx.variant()`'s code, record metrics and
 /// evidence on the context, and return the verdict.
-pub trait Scenario: Send + Sync {
+///
+/// The exercise is never compiled into a scenario's library: a scenario value
+/// that runs it is built by the exercise's own binary, which hands the
+/// learner's code to the scenario (see [`crate::runner`]).
+pub trait Scenario: Send + Sync + 'static {
     /// The scenario's description.
     fn info(&self) -> &'static ScenarioInfo;
 
     /// Runs one variant and judges it.
     fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<Verdict>>;
+
+    /// The entry point of one replica process, for scenarios whose service
+    /// runs as several processes (see [`crate::replica`]); `None` otherwise.
+    fn replica_main(&self, _args: Vec<String>) -> Option<std::process::ExitCode> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +260,72 @@ mod tests {
     }
 
     #[test]
-    fn hints_are_read_from_the_readme() {
+    fn harness_problems_come_first_and_make_a_run_unhealthy() {
+        let healthy = Verdict::from_problems(&[], || "All good.".to_owned());
+        assert_eq!(healthy.clone().after_harness_checks(&[]), healthy);
+        let blocked = ["a request blocked its worker thread".to_owned()];
+        assert_eq!(
+            healthy.after_harness_checks(&blocked),
+            Verdict {
+                healthy: false,
+                summary: "A request blocked its worker thread.".to_owned()
+            }
+        );
+        let unhealthy =
+            Verdict::from_problems(&["3 answers were wrong".to_owned()], || unreachable!());
+        assert_eq!(
+            unhealthy.after_harness_checks(&blocked).summary,
+            "A request blocked its worker thread. 3 answers were wrong."
+        );
+    }
+
+    #[test]
+    fn spoilers_are_read_from_the_solutions_first_line() {
+        let listed = ScenarioInfo {
+            solution: "<!-- spoilers: CREATE INDEX; idx_orders -->\n# Solution\n",
+            ..info()
+        };
+        assert_eq!(listed.spoilers(), vec!["CREATE INDEX", "idx_orders"]);
+        assert_eq!(
+            listed.spoilers_in("then CREATE INDEX on it"),
+            vec!["CREATE INDEX"]
+        );
+        assert!(listed.spoilers_in("a Seq Scan on orders").is_empty());
+        let commands = ScenarioInfo {
+            solution: "<!-- spoilers: WATCH; Lua script -->",
+            ..info()
+        };
+        assert!(commands
+            .spoilers_in("debuglab watch race-condition")
+            .is_empty());
+        assert_eq!(commands.spoilers_in("a lua Script"), vec!["Lua script"]);
+        let unlisted = ScenarioInfo {
+            solution: "# Solution",
+            ..info()
+        };
+        assert!(unlisted.spoilers().is_empty());
+    }
+
+    fn info() -> ScenarioInfo {
+        ScenarioInfo {
+            id: "x",
+            title: "X",
+            summary: "x",
+            services: &[],
+            signal_metric: "m",
+            key_metrics: &[],
+            live_gauges: &[],
+            hints: "",
+            solution: "",
+            sources: Sources {
+                buggy: "",
+                fixed: "",
+            },
+        }
+    }
+
+    #[test]
+    fn hints_are_read_from_their_sections() {
         let info = ScenarioInfo {
             id: "x",
             title: "X",
@@ -180,8 +333,18 @@ mod tests {
             services: &[],
             signal_metric: "m",
             key_metrics: &[],
-            readme: "# X\n<details><summary>Hint 1 (gentle)</summary>\n\nLook.\n</details>\n\n<details><summary>Hint 2</summary>\nCloser.\n</details>",
+            live_gauges: &[],
+            hints:
+                "# Hints for X\n\n## Hint 1 (gentle)\n\nLook.\n\n## Hint 2\nCloser,\nmuch closer.\n",
+            solution: "",
+            sources: Sources {
+                buggy: "",
+                fixed: "",
+            },
         };
-        assert_eq!(info.hints(), vec!["Look.".to_owned(), "Closer.".to_owned()]);
+        assert_eq!(
+            info.hints(),
+            vec!["Look.".to_owned(), "Closer,\nmuch closer.".to_owned()]
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::scenario::{Scenario, Variant};
 ///
 /// Panics with the harness's one-line error if the lab itself cannot run
 /// (Docker down, image missing): that is a broken test set-up, not a verdict.
-pub async fn run_variant(scenario: &dyn Scenario, variant: Variant) -> Report {
+pub async fn run_variant(scenario: &'static dyn Scenario, variant: Variant) -> Report {
     let options = RunOptions::from_env().unwrap_or_else(|error| panic!("{error}"));
     match run(scenario, variant, &options).await {
         Ok(report) => report,
@@ -48,7 +48,11 @@ impl SharedReport {
     }
 
     /// The report of `variant`, running it on first use.
-    pub async fn get(&'static self, scenario: &dyn Scenario, variant: Variant) -> &'static Report {
+    pub async fn get(
+        &'static self,
+        scenario: &'static dyn Scenario,
+        variant: Variant,
+    ) -> &'static Report {
         self.cell
             .get_or_init(|| run_variant(scenario, variant))
             .await
@@ -80,6 +84,54 @@ pub fn assert_fix_verified(report: &Report) {
         "expected the {} variant to meet the objective, but it did not:\n{}",
         report.variant,
         report.render_text(false)
+    );
+}
+
+/// Runs `scenario` — a scenario value carrying a candidate's code (a wrong
+/// fix, another fix) — as the exercise, and returns its report, also
+/// printed on stderr (shown with `--nocapture`, or when the test fails).
+pub async fn judge_candidate<S: Scenario>(scenario: S) -> Report {
+    // A run needs a scenario for the program's lifetime; a test makes a few.
+    let scenario: &'static S = Box::leak(Box::new(scenario));
+    let report = run_variant(scenario, Variant::Exercise).await;
+    eprintln!("{}", report.render_text(false));
+    report
+}
+
+/// Asserts that `report` is unhealthy and its summary says `why` (whatever
+/// its case: the first problem of a summary starts with a capital).
+pub fn assert_unhealthy_because(report: &Report, why: &str) {
+    assert!(
+        !report.healthy && report.summary.to_lowercase().contains(&why.to_lowercase()),
+        "expected an unhealthy verdict saying {why:?}, got:\n{}",
+        report.render_text(false)
+    );
+}
+
+/// Asserts that a candidate which blocks its thread was stopped by the
+/// run's watch and judged for it, instead of hanging the run.
+pub fn assert_stopped_for_blocking(report: &Report) {
+    assert_unhealthy_because(report, "blocked its worker thread");
+    assert_unhealthy_because(report, "std::thread::sleep");
+    assert!(
+        report
+            .evidence
+            .iter()
+            .any(|line| line.contains("the workload was stopped")),
+        "the workload was not stopped:\n{}",
+        report.render_text(false)
+    );
+}
+
+/// Asserts that a report a learner sees before asking for help (summary,
+/// metric names, evidence) names none of the scenario's spoilers.
+pub fn assert_no_spoilers(report: &Report, info: &crate::ScenarioInfo) {
+    let text = report.render_text(false);
+    let found = info.spoilers_in(&text);
+    assert!(
+        found.is_empty(),
+        "the {} report gives the fix away ({found:?}):\n{text}",
+        report.variant
     );
 }
 

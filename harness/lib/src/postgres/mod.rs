@@ -22,10 +22,11 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::OnceCell;
 
 pub use plan::{Plan, PlanNode};
-pub use probes::{ActivityRow, LogEntry, LogMark, StatementStats};
+pub use probes::{ActivityRow, LogEntry, LogMark, StatementStats, StatementTotals};
 pub use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::error::{HarnessError, Result};
+use crate::pools::PoolRegistry;
 use crate::service::{
     env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
 };
@@ -49,6 +50,12 @@ const SERVER_SETTINGS: &[&str] = &[
     "fsync=off",
     "synchronous_commit=off",
     "full_page_writes=off",
+    // Seeding a template and building a fix's index are bulk work: memory
+    // for index builds, no checkpoints in the middle, no WAL for replicas.
+    "maintenance_work_mem=256MB",
+    "max_wal_size=4GB",
+    "wal_level=minimal",
+    "max_wal_senders=0",
     "max_connections=200",
     "logging_collector=on",
     "log_destination=jsonlog",
@@ -279,6 +286,7 @@ impl PostgresServer {
                 options: self.base_options.clone().database(&name),
                 name,
             }),
+            pools: None,
         };
         if template.is_none() && self.capabilities.pg_stat_statements {
             let mut conn = database.probe_connection().await?;
@@ -415,6 +423,8 @@ async fn connect_when_ready(
 #[derive(Clone)]
 pub struct RunDatabase {
     inner: Arc<DatabaseInner>,
+    /// Where the pools built for a run's variant are remembered (see [`crate::pools`]).
+    pools: Option<Arc<PoolRegistry>>,
 }
 
 struct DatabaseInner {
@@ -445,7 +455,17 @@ impl RunDatabase {
     /// that has been running for a while: connecting is not part of what a
     /// run measures.
     pub async fn pool(&self, settings: PoolSettings) -> Result<PgPool> {
-        open_pool(self.inner.options.clone(), settings).await
+        let pool = open_pool(self.inner.options.clone(), settings).await?;
+        if let Some(pools) = &self.pools {
+            pools.register_postgres(&pool, settings);
+        }
+        Ok(pool)
+    }
+
+    /// This database, its pools remembered in `pools` (a run's).
+    pub(crate) fn with_registry(mut self, pools: Arc<PoolRegistry>) -> RunDatabase {
+        self.pools = Some(pools);
+        self
     }
 
     /// A connection for the harness's own queries: not counted by

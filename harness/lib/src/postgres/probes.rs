@@ -49,6 +49,23 @@ impl std::fmt::Display for StatementStats {
     }
 }
 
+/// The work of every statement run in a database, from `pg_stat_statements`
+/// ([`RunDatabase::statement_totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StatementTotals {
+    /// Distinct normalised statements.
+    pub statements: i64,
+    /// Statements executed.
+    pub calls: i64,
+    /// Rows they returned or affected.
+    pub rows: i64,
+    /// Shared buffers they touched (hit in cache or read): pages of tables
+    /// and indexes, the same on any machine for the same data and plan.
+    pub shared_blocks: i64,
+    /// Their execution time, in milliseconds.
+    pub total_ms: f64,
+}
+
 /// One backend connected to the run's database, from `pg_stat_activity`.
 #[derive(Clone, Debug)]
 pub struct ActivityRow {
@@ -199,6 +216,38 @@ impl RunDatabase {
                 shared_blocks_read: row.get("shared_blks_read"),
             })
             .collect())
+    }
+
+    /// Totals over every statement run in this database since the last
+    /// [`RunDatabase::reset_statement_stats`] — the harness's own probes
+    /// left out — straight from `pg_stat_statements`: the server's count of
+    /// the work done, whatever SQL the variant wrote.
+    ///
+    /// All zero when `pg_stat_statements` is not loaded.
+    pub async fn statement_totals(&self) -> Result<StatementTotals> {
+        if !self.has_statement_stats() {
+            return Ok(StatementTotals::default());
+        }
+        let mut conn = self.probe_connection().await?;
+        let row = sqlx::query(
+            "SELECT count(*) AS statements,
+                    coalesce(sum(calls), 0)::bigint AS calls,
+                    coalesce(sum(rows), 0)::bigint AS rows,
+                    coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint AS shared_blocks,
+                    coalesce(sum(total_exec_time), 0)::float8 AS total_ms
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_statements"))?;
+        Ok(StatementTotals {
+            statements: row.get("statements"),
+            calls: row.get("calls"),
+            rows: row.get("rows"),
+            shared_blocks: row.get("shared_blocks"),
+            total_ms: row.get("total_ms"),
+        })
     }
 
     /// Every other backend connected to this database, longest in its state first.
