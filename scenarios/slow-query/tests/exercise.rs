@@ -1,13 +1,21 @@
-//! The learner's exercise: fails until `src/exercise.rs` is fixed.
+//! The learner's check: fails until `src/exercise.rs` is fixed.
 //!
-//!     cargo test -p slow-query --features exercise
-#![cfg(feature = "exercise")]
+//!     cargo test -p slow-query --features exercise --test exercise
+//!
+//! (`debuglab check slow-query` says the same, with the report.)
+
+pub use slow_query::*;
+
+#[path = "../src/exercise.rs"]
+mod exercise;
 
 use debuglab_harness::testing::{assert_fix_verified, run_variant};
 use debuglab_harness::Variant;
 
+static EXERCISE: SlowQuery = SlowQuery::with_candidate(code_of!(exercise));
+
 #[tokio::test]
 async fn exercise_meets_the_objective() {
-    let report = run_variant(&slow_query::SCENARIO, Variant::Exercise).await;
+    let report = run_variant(&EXERCISE, Variant::Exercise).await;
     assert_fix_verified(&report);
 }

@@ -6,15 +6,14 @@ use debuglab_harness::{PoolSettings, Variant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use slow_query::data::{reference_recent_orders, ORDERS_TEMPLATE, USERS};
+use slow_query::SCENARIO;
 
 fn answers_equal_reference(variant: Variant, cases: u32) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (test_db, pool, recent_orders) = runtime.block_on(async {
         let test_db =
             TestDatabase::create(&format!("slow_query_{variant}"), Some(&ORDERS_TEMPLATE)).await;
-        let recent_orders = slow_query::prepare(&test_db.database, variant)
-            .await
-            .unwrap();
+        let recent_orders = SCENARIO.prepare(&test_db.database, variant).await.unwrap();
         let pool = test_db
             .database
             .pool(PoolSettings {
