@@ -6,7 +6,8 @@ use std::time::Duration;
 use debuglab_harness::testing::TestDatabase;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use race_condition::{simulate, tips, Plan, BASE_MIGRATIONS};
+use race_condition::workload::simulate;
+use race_condition::{tip_cents, Plan, BASE_MIGRATIONS};
 
 #[test]
 fn fixed_replicas_end_at_exactly_the_sum() {
@@ -16,16 +17,17 @@ fn fixed_replicas_end_at_exactly_the_sum() {
         cases: 12,
         ..Config::default()
     });
-    let plans = (2usize..=3, 1usize..=24, 1usize..=60, any::<u64>()).prop_map(
+    let plans = (2usize..=3, 1usize..=24, 1u64..=60, any::<u64>()).prop_map(
         |(replicas, concurrency, operations_per_replica, seed)| Plan {
             replicas,
             concurrency,
             operations_per_replica,
             seed,
+            rate: 0,
         },
     );
     let result = runner.run(&plans, |plan| {
-        let tally = runtime.block_on(async {
+        let (figures, _) = runtime.block_on(async {
             let test_db = TestDatabase::create("race_condition_props", None).await;
             test_db
                 .database
@@ -38,7 +40,7 @@ fn fixed_replicas_end_at_exactly_the_sum() {
                 .lease_database()
                 .await
                 .unwrap();
-            let tally = simulate(
+            let simulated = simulate(
                 &test_db.database,
                 &redis,
                 "fixed",
@@ -49,27 +51,29 @@ fn fixed_replicas_end_at_exactly_the_sum() {
             .unwrap();
             redis.release().await;
             test_db.close().await;
-            tally
+            simulated
         });
         prop_assert!(
-            tally.replica_failures.is_empty(),
+            figures.replica_failures.is_empty(),
             "{:?}",
-            tally.replica_failures
+            figures.replica_failures
         );
-        let operations = (plan.replicas * plan.operations_per_replica) as i64;
+        let operations = plan.operations();
         let all_tips: i64 = (0..plan.replicas)
-            .map(|r| {
-                tips(plan.seed, r, plan.operations_per_replica)
-                    .iter()
-                    .sum::<i64>()
+            .flat_map(|replica| {
+                (0..plan.operations_per_replica)
+                    .map(move |index| tip_cents(plan.seed, replica, index))
             })
             .sum();
         // Every operation succeeded, and the stores hold exactly their sum.
-        prop_assert_eq!(tally.expected_likes, operations);
-        prop_assert_eq!(tally.actual_likes, operations);
-        prop_assert_eq!(tally.actual_tips, operations);
-        prop_assert_eq!(tally.expected_cents, all_tips);
-        prop_assert_eq!(tally.actual_cents, all_tips);
+        prop_assert_eq!(figures.done.likes, operations);
+        prop_assert_eq!(figures.done.tips, operations);
+        prop_assert_eq!(figures.done.cents, all_tips);
+        prop_assert_eq!(figures.stores.likes, operations as i64);
+        prop_assert_eq!(figures.stores.tips, operations as i64);
+        prop_assert_eq!(figures.stores.cents, all_tips);
+        prop_assert_eq!(figures.calls.notifications, operations);
+        prop_assert_eq!(figures.calls.fraud_checks, operations);
         Ok(())
     });
     if let Err(failure) = result {
