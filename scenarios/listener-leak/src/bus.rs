@@ -43,17 +43,19 @@ impl EventBus {
         self.lock().retain(|(listener_id, _)| *listener_id != id);
     }
 
-    /// Calls every listener with `event`.
-    pub fn publish(&self, event: &Event) {
+    /// Calls every listener with `event`; returns how many it called (as
+    /// Redis' `PUBLISH` returns its receivers).
+    pub fn publish(&self, event: &Event) -> usize {
         // Listeners run outside the lock, so one may subscribe or unsubscribe.
         let listeners: Vec<Listener> = self
             .lock()
             .iter()
             .map(|(_, listener)| Arc::clone(listener))
             .collect();
-        for listener in listeners {
+        for listener in &listeners {
             listener(event);
         }
+        listeners.len()
     }
 
     /// How many listeners are registered.
