@@ -201,6 +201,112 @@ fn signal_metric(scenario: &str) -> &'static str {
     scenarios::find(scenario).map_or("", |scenario| scenario.info().signal_metric)
 }
 
+/// One scenario's outcome in `debuglab stress`.
+#[derive(Debug, Serialize)]
+struct StressRow {
+    scenario: &'static str,
+    runs: u32,
+    /// Runs of the fixed variant judged unhealthy (should be 0).
+    unexpected_outcomes: usize,
+    /// The summary of the first unexpected outcome.
+    first_unexpected: Option<String>,
+}
+
+/// `debuglab stress`: every fixed variant `runs` times while `load` busy-loop
+/// processes compete for the CPU; exits 1 if any was judged unhealthy.
+pub async fn stress(runs: u32, load: u32, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let options = RunOptions::from_env()?;
+    let spinners = BusyLoops::start(load)?;
+    let mut rows = Vec::new();
+    for scenario in scenarios::all() {
+        let mut row = StressRow {
+            scenario: scenario.info().id,
+            runs,
+            unexpected_outcomes: 0,
+            first_unexpected: None,
+        };
+        for _ in 0..runs {
+            let report = debuglab_harness::run(scenario, Variant::Fixed, &options).await?;
+            if !report.outcome().as_expected() {
+                row.unexpected_outcomes += 1;
+                row.first_unexpected.get_or_insert(report.summary);
+            }
+        }
+        rows.push(row);
+    }
+    drop(spinners);
+    let unexpected: usize = rows.iter().map(|row| row.unexpected_outcomes).sum();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                vec![
+                    row.scenario.to_owned(),
+                    row.runs.to_string(),
+                    row.unexpected_outcomes.to_string(),
+                    row.first_unexpected.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        println!("fixed variants under {load} busy-loop processes:\n");
+        print_table(
+            &["scenario", "runs", "unexpected", "first unexpected verdict"],
+            &table,
+        );
+    }
+    Ok(if unexpected == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// Busy-loop processes (`debuglab __spin`), killed when dropped; each also
+/// ends by itself after an hour, so none outlives a killed `stress`.
+struct BusyLoops(Vec<std::process::Child>);
+
+impl BusyLoops {
+    fn start(count: u32) -> anyhow::Result<BusyLoops> {
+        let program = std::env::current_exe()?;
+        let children = (0..count)
+            .map(|_| {
+                std::process::Command::new(&program)
+                    .args(["__spin", "--seconds", "3600"])
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(BusyLoops(children))
+    }
+}
+
+impl Drop for BusyLoops {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `debuglab __spin`: keeps one CPU busy for `seconds`, or until its parent dies.
+pub fn spin(seconds: u64) -> std::process::ExitCode {
+    let parent = std::os::unix::process::parent_id();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut counter: u64 = 0;
+    while std::time::Instant::now() < until {
+        for _ in 0..10_000_000 {
+            counter = std::hint::black_box(counter.wrapping_add(1));
+        }
+        if std::os::unix::process::parent_id() != parent {
+            break;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
     for row in rows {

@@ -1,20 +1,21 @@
-//! The learner's loop: check an exercise, ask for hints, reset it, see
-//! progress, re-check on every save.
+//! The learner's loop: run and check an exercise, ask for hints or the
+//! solution, reset it, see progress, re-check on every save.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use debuglab_harness::run::Kept;
-use debuglab_harness::{Report, RunOptions, Scenario, Variant};
+use debuglab_harness::runner::RunOutput;
+use debuglab_harness::{Kept, Report, Scenario, Variant};
 
+use crate::exercise::{ExerciseCode, ExerciseProgram};
 use crate::scenarios;
 use crate::state::{self, State, Status};
 
-/// Records what a run of `variant` showed about the learner's progress.
-pub fn record_run(report: &Report) -> anyhow::Result<()> {
-    if report.variant != Variant::Exercise {
+/// Records what an exercise run showed about the learner's progress; runs
+/// of anything but the learner's own code are not progress.
+pub fn record_run(report: &Report, code: ExerciseCode) -> anyhow::Result<()> {
+    if report.variant != Variant::Exercise || code != ExerciseCode::Yours {
         return Ok(());
     }
     State::update(&report.scenario, |progress| {
@@ -28,40 +29,35 @@ pub fn record_run(report: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Warns when the exercise changed after this binary was built: the run
-/// would test the old code. (`cargo run -p debuglab -- …` always rebuilds.)
-pub fn warn_if_stale(id: &str) {
-    let modified = |path: &Path| {
-        std::fs::metadata(path)
-            .and_then(|meta| meta.modified())
-            .ok()
-    };
-    let exercise = modified(&state::exercise_path(id));
-    let binary = std::env::current_exe().ok().and_then(|exe| modified(&exe));
-    if let (Some(exercise), Some(binary)) = (exercise, binary) {
-        if exercise > binary {
-            eprintln!(
-                "warning: scenarios/{id}/src/exercise.rs changed after this debuglab was built; use `cargo run -p debuglab -- …` to test your latest code"
-            );
-        }
-    }
+/// Builds and runs scenario `id`'s exercise once; records progress.
+pub async fn run_exercise(id: &str, seed: Option<u64>, keep: bool) -> anyhow::Result<RunOutput> {
+    let code = ExerciseCode::from_env()?;
+    let output = ExerciseProgram::prepare(id, code)
+        .await?
+        .run(seed, keep)
+        .await?;
+    record_run(&output.report, code)?;
+    Ok(output)
 }
 
 /// `debuglab check <id>`: runs the exercise and says in a line or two whether it is fixed.
 pub async fn check(scenario: &'static dyn Scenario, json: bool) -> anyhow::Result<ExitCode> {
     let id = scenario.info().id;
-    warn_if_stale(id);
-    let report =
-        debuglab_harness::run(scenario, Variant::Exercise, &RunOptions::from_env()?).await?;
-    record_run(&report)?;
+    let report = run_exercise(id, None, false).await?.report;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.healthy {
         println!("✓ {id}: fixed. {}", report.summary);
-        println!("  The cargo check agrees: cargo test -p {id} --features exercise");
+        println!(
+            "  The cargo check agrees: cargo test -p {id} --features exercise --test exercise"
+        );
     } else {
         println!("✗ {id}: not fixed yet. {}", report.summary);
-        println!("  Evidence: debuglab run {id}   Hint: debuglab hint {id}");
+        println!(
+            "  Evidence: {}   Hint: {}",
+            state::command(&format!("run {id}")),
+            state::command(&format!("hint {id}"))
+        );
     }
     Ok(if report.healthy {
         ExitCode::SUCCESS
@@ -74,30 +70,76 @@ pub async fn check(scenario: &'static dyn Scenario, json: bool) -> anyhow::Resul
 pub fn hint(scenario: &'static dyn Scenario) -> anyhow::Result<()> {
     let info = scenario.info();
     let hints = info.hints();
-    anyhow::ensure!(
-        !hints.is_empty(),
-        "scenario {} has no hints in its README",
-        info.id
-    );
+    anyhow::ensure!(!hints.is_empty(), "scenario {} has no hints", info.id);
     let shown = State::load()?.of(info.id).hints_shown;
     let next = shown.min(hints.len() - 1);
     println!("Hint {} of {} for {}:\n", next + 1, hints.len(), info.id);
     println!("{}", hints[next]);
     if next + 1 < hints.len() {
         println!(
-            "\n(`debuglab hint {}` again for a more explicit one)",
-            info.id
+            "\n(`{}` again for a more explicit one)",
+            state::command(&format!("hint {}", info.id))
         );
     } else {
         println!(
-            "\n(that was the last hint; the reference fix is scenarios/{}/src/fixed.rs)",
-            info.id
+            "\n(that was the last hint; `{}` explains the bug and shows the reference fix)",
+            state::command(&format!("solution {}", info.id))
         );
     }
     State::update(info.id, |progress| {
         progress.hints_shown = (next + 1).max(progress.hints_shown)
     })?;
     Ok(())
+}
+
+/// `debuglab solution <id>`: the diagnosis, the fix explained, and
+/// `diff buggy.rs fixed.rs` — after one confirmation, unless the exercise
+/// is already fixed (or `yes`).
+pub fn solution(scenario: &'static dyn Scenario, yes: bool) -> anyhow::Result<()> {
+    let info = scenario.info();
+    let progress = State::load()?.of(info.id);
+    if !yes && !progress.fixed && !progress.solution_seen && !confirm(info.id)? {
+        println!(
+            "Not shown. `{}` gives a nudge instead.",
+            state::command(&format!("hint {}", info.id))
+        );
+        return Ok(());
+    }
+    let color = debuglab_harness::terminal::stdout_color();
+    println!("{}", solution_text(info.solution).trim_end());
+    println!("\n## The reference fix: diff src/buggy.rs src/fixed.rs\n");
+    print!(
+        "{}",
+        crate::diff::unified(info.sources.buggy, info.sources.fixed, color)
+    );
+    State::update(info.id, |progress| progress.solution_seen = true)?;
+    Ok(())
+}
+
+/// `SOLUTION.md` without its first line, the list of spoiler terms for tests.
+fn solution_text(solution: &str) -> &str {
+    match solution.strip_prefix("<!--") {
+        Some(rest) => rest
+            .split_once("-->")
+            .map_or(solution, |(_, text)| text.trim_start()),
+        None => solution,
+    }
+}
+
+/// Asks on the terminal whether to show the solution; a non-terminal is an error that says how.
+fn confirm(id: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the solution of {id} gives the bug away; confirm with `{}`",
+            state::command(&format!("solution {id} --yes"))
+        );
+    }
+    print!("The solution of {id} names the bug and shows the fix; your exercise is not fixed yet. Show it? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// `debuglab reset <id>`: the exercise back to its starting copy, the
@@ -158,7 +200,7 @@ pub fn progress(json: bool) -> anyhow::Result<()> {
         println!("{order}. {id:<16} {:<13} hints {hints}/3", status.label());
     }
     if let Some((_, id, _, _)) = rows.iter().find(|row| row.2 != Status::Fixed) {
-        println!("\nnext: debuglab run {id}");
+        println!("\nnext: {}", state::command(&format!("run {id}")));
     }
     Ok(())
 }
@@ -172,8 +214,8 @@ pub fn next_unfixed() -> anyhow::Result<&'static dyn Scenario> {
         .ok_or_else(|| anyhow::anyhow!("every scenario is fixed; name one to watch it anyway"))
 }
 
-/// `debuglab watch [<id>]`: re-checks the exercise every time it is saved,
-/// by running `cargo run -p debuglab -- check <id>` (so the new code is built).
+/// `debuglab watch [<id>]`: re-checks the exercise every time it is saved
+/// (each check builds the exercise's own program, so the new code runs).
 pub async fn watch(scenario: &'static dyn Scenario) -> anyhow::Result<ExitCode> {
     let id = scenario.info().id;
     let path = state::exercise_path(id);
@@ -186,17 +228,16 @@ pub async fn watch(scenario: &'static dyn Scenario) -> anyhow::Result<ExitCode> 
         if last_seen != Some(modified) {
             last_seen = Some(modified);
             println!("\n— checking {id} —");
-            let status = tokio::process::Command::new(
-                std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
-            )
-            .args(["run", "--quiet", "-p", "debuglab", "--", "check", id])
-            .current_dir(state::repo_root())
-            .status()
-            .await
-            .context("cannot run cargo")?;
-            if status.success() {
-                println!("\n{id} is fixed. Next: debuglab progress");
-                return Ok(ExitCode::SUCCESS);
+            match check(scenario, false).await {
+                Ok(code) if code == ExitCode::SUCCESS => {
+                    println!("\n{id} is fixed. Next: {}", state::command("progress"));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Ok(_) => {}
+                Err(error) => eprintln!(
+                    "{}",
+                    debuglab_harness::runner::one_line(&format!("{error:#}"))
+                ),
             }
         }
         // Polling the file's time stamp: portable, and a save is seen within half a second.
@@ -207,42 +248,11 @@ pub async fn watch(scenario: &'static dyn Scenario) -> anyhow::Result<ExitCode> 
 /// Prints how to investigate what `run --keep` left running.
 pub fn print_kept(kept: &Kept) {
     println!(
-        "\nThe services are still running for you to investigate; `debuglab clean` removes them."
+        "\nThe services are still running for you to investigate; `{}` removes them.\n",
+        state::command("clean")
     );
-    for database in &kept.postgres {
-        match &database.container_id {
-            Some(container) => {
-                let short = &container[..container.len().min(12)];
-                println!("\nPostgreSQL (database {}):", database.name);
-                println!(
-                    "  docker exec -it {short} psql -U postgres -d {}",
-                    database.name
-                );
-                println!("  then, for example:");
-                println!("    EXPLAIN (ANALYZE, BUFFERS) <the slow query>;");
-                println!("    SELECT pid, state, now() - xact_start AS xact_age, query FROM pg_stat_activity WHERE datname = current_database();");
-                println!("    SELECT calls, mean_exec_time, query FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 5;");
-            }
-            None => println!(
-                "\nPostgreSQL database {} on the server in DEBUGLAB_POSTGRES_URL",
-                database.name
-            ),
-        }
-    }
-    for redis in &kept.redis {
-        match &redis.container_id {
-            Some(container) => {
-                let short = &container[..container.len().min(12)];
-                println!("\nRedis (database {}):", redis.db);
-                println!("  docker exec -it {short} redis-cli -n {}", redis.db);
-                println!("  then, for example: INFO clients · INFO memory · SLOWLOG GET 10 · CLIENT LIST · DBSIZE");
-                println!("  docker exec -it {short} redis-cli -n {} MONITOR        (watch commands live)", redis.db);
-                println!("  docker exec -it {short} redis-cli -n {} --bigkeys      (what takes the space)", redis.db);
-            }
-            None => println!(
-                "\nRedis database {} on the server in DEBUGLAB_REDIS_URL",
-                redis.db
-            ),
-        }
-    }
+    print!(
+        "{}",
+        kept.commands(debuglab_harness::terminal::stdout_is_terminal())
+    );
 }

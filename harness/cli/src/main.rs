@@ -4,15 +4,18 @@
 //! ends in one line on stderr and a non-zero exit: 2 for usage errors, 1 when
 //! the lab cannot run, 130 after Ctrl-C.
 
+mod diff;
+mod exercise;
 mod lab;
 mod learner;
 mod scenarios;
 mod state;
-mod terminal;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use debuglab_harness::runner::{with_runtime_and, Interrupts};
+use debuglab_harness::terminal;
 use debuglab_harness::{RunOptions, Variant};
 
 /// Reproducible debugging scenarios: see a production bug happen, find it, fix it.
@@ -47,8 +50,12 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// Leave the services running to investigate with psql and redis-cli (until `debuglab clean`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "live")]
         keep: bool,
+        /// Keep the workload going until Ctrl-C (15 min at most), with a live
+        /// status line and the psql / redis-cli commands: investigate while it happens.
+        #[arg(long)]
+        live: bool,
     },
     /// Check your exercise: exits 0 once it is fixed.
     Check {
@@ -61,6 +68,14 @@ enum Command {
     Hint {
         /// The scenario's id.
         scenario: String,
+    },
+    /// Explain the bug and show the reference fix (asks first unless your exercise is fixed).
+    Solution {
+        /// The scenario's id.
+        scenario: String,
+        /// Show it without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Re-check your exercise every time you save it.
     Watch {
@@ -90,12 +105,43 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run every scenario's fixed variant several times while busy loops
+    /// compete for the CPU: a correct fix must hold on a busy laptop.
+    Stress {
+        /// Runs per scenario.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Busy-loop processes competing for the CPU meanwhile.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=16))]
+        load: u32,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Internal: one replica process of a scenario that runs several.
     #[command(name = "__replica", hide = true)]
     Replica {
         /// The replica's own arguments, after `--`.
         #[arg(raw = true)]
         args: Vec<String>,
+    },
+    /// Internal: run a scenario's buggy or fixed code as its exercise, the way an
+    /// exercise's own program runs (`DEBUGLAB_EXERCISE_CODE=starting|reference`).
+    #[command(name = "__exercise", hide = true)]
+    Exercise {
+        /// The scenario's id.
+        scenario: String,
+        /// Whose code stands in for the exercise.
+        #[arg(long = "as", value_enum)]
+        stand_in: VariantArg,
+        /// The exercise program's own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Internal: a busy loop for `stress`, ending by itself after `seconds`.
+    #[command(name = "__spin", hide = true)]
+    Spin {
+        #[arg(long)]
+        seconds: u64,
     },
     /// Remove containers left behind by debuglab runs that were killed.
     Clean {
@@ -137,41 +183,55 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     terminal::init_logging(cli.verbose);
-    if let Command::Replica { args } = cli.command {
-        let scenario = std::env::var(debuglab_harness::replica::SCENARIO_ENV).unwrap_or_default();
-        return scenarios::replica_main(&scenario, args);
+    match cli.command {
+        Command::Replica { args } => return scenarios::replica_main(args),
+        Command::Exercise {
+            scenario,
+            stand_in,
+            args,
+        } => return stand_in_exercise(&scenario, stand_in.into(), args),
+        Command::Spin { seconds } => return lab::spin(seconds),
+        _ => {}
     }
     // Scenarios with replicas start them as `debuglab __replica -- …`.
     if let Ok(program) = std::env::current_exe() {
         debuglab_harness::replica::set_program(program, &["__replica", "--"]);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
+    // A live exercise runs in a child process that cleans up after Ctrl-C
+    // itself; this process waits for it rather than leave first.
+    let interrupts = match &cli.command {
+        Command::Run {
+            variant: VariantArg::Exercise,
+            live: true,
+            ..
+        } => Interrupts::LeftToTheWork,
+        _ => Interrupts::StopTheWork,
     };
-    let code = runtime.block_on(async {
-        tokio::select! {
-            result = execute(cli.command) => match result {
-                Ok(code) => code,
-                Err(error) => {
-                    eprintln!("error: {}", one_line(&format!("{error:#}")));
-                    ExitCode::from(1)
-                }
+    with_runtime_and(interrupts, async {
+        match execute(cli.command).await {
+            Err(error) => match error.downcast_ref::<exercise::AlreadyReported>() {
+                Some(reported) => Ok(ExitCode::from(reported.0)),
+                None => Err(error),
             },
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("interrupted; removing debuglab's containers");
-                ExitCode::from(130)
-            }
+            done => done,
         }
-    });
-    // Stop the run's tasks first (so no pool complains about vanished
-    // servers), then remove the containers before the process ends.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    debuglab_harness::shutdown();
-    code
+    })
+}
+
+/// `debuglab __exercise <id> --as <variant> …`: the exercise's program, with
+/// the starting copy or the reference standing in for the learner's code.
+fn stand_in_exercise(id: &str, stand_in: Variant, args: Vec<String>) -> ExitCode {
+    match scenarios::find(id) {
+        Ok(scenario) => debuglab_harness::runner::main_with(
+            scenario,
+            Some(stand_in),
+            std::iter::once(format!("{id}-exercise")).chain(args),
+        ),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Prints a clap error as one line (help and version are printed whole).
@@ -196,63 +256,38 @@ fn usage_error(error: clap::Error) -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            // clap lists the accepted values on a later line; they belong in the one line.
-            let accepted = lines
-                .find(|line| line.starts_with("[possible values:"))
-                .map(|line| format!(" {line}"));
-            eprintln!(
-                "error: {message}{} (see `debuglab --help`)",
-                accepted.unwrap_or_default()
-            );
+            // clap puts the accepted values and a "similar argument" tip on
+            // later lines; they belong in the one line.
+            let extra: String = lines
+                .filter(|line| line.starts_with("[possible values:") || line.starts_with("tip:"))
+                .map(|line| format!(" {line}"))
+                .collect();
+            eprintln!("error: {message}{extra} (see `debuglab --help`)");
             ExitCode::from(2)
         }
     }
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 async fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::List { format } => {
-            list(format)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::List { format } => list(format).map(|()| ExitCode::SUCCESS),
         Command::Run {
             scenario,
             variant,
             format,
             seed,
             keep,
+            live,
         } => {
             let scenario = scenarios::find(&scenario)?;
-            let variant = Variant::from(variant);
-            if variant == Variant::Exercise {
-                learner::warn_if_stale(scenario.info().id);
-            }
             terminal::Spinners::install_if_terminal();
-            let mut options = RunOptions::from_env()?;
-            if seed.is_some() {
-                options.seed = seed;
-            }
-            options.keep = keep;
-            let (report, kept) =
-                debuglab_harness::run_and_keep(scenario, variant, &options).await?;
-            learner::record_run(&report)?;
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Text => print!(
-                    "{}",
-                    report
-                        .render_key_figures(terminal::stdout_color(), scenario.info().key_metrics)
-                ),
-            }
-            if keep {
-                learner::print_kept(&kept);
-            }
-            // The run completed: the verdict is in the report, not the exit code.
-            Ok(ExitCode::SUCCESS)
+            let run = RunCommand {
+                variant: variant.into(),
+                seed,
+                keep,
+                live,
+            };
+            run.execute(scenario, format).await
         }
         Command::Check { scenario, format } => {
             let scenario = scenarios::find(&scenario)?;
@@ -260,8 +295,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             learner::check(scenario, format == Format::Json).await
         }
         Command::Hint { scenario } => {
-            learner::hint(scenarios::find(&scenario)?)?;
-            Ok(ExitCode::SUCCESS)
+            learner::hint(scenarios::find(&scenario)?).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Solution { scenario, yes } => {
+            learner::solution(scenarios::find(&scenario)?, yes).map(|()| ExitCode::SUCCESS)
         }
         Command::Watch { scenario } => {
             let scenario = match scenario {
@@ -271,12 +308,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             learner::watch(scenario).await
         }
         Command::Reset { scenario } => {
-            learner::reset(scenarios::find(&scenario)?)?;
-            Ok(ExitCode::SUCCESS)
+            learner::reset(scenarios::find(&scenario)?).map(|()| ExitCode::SUCCESS)
         }
         Command::Progress { format } => {
-            learner::progress(format == Format::Json)?;
-            Ok(ExitCode::SUCCESS)
+            learner::progress(format == Format::Json).map(|()| ExitCode::SUCCESS)
         }
         Command::Lab { format } => {
             terminal::Spinners::install_if_terminal();
@@ -292,22 +327,88 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             lab::bench(runs, format == Format::Json).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replica { .. } => {
-            unreachable!("replicas are dispatched before the runtime starts")
+        Command::Stress { runs, load, format } => {
+            lab::stress(runs, load, format == Format::Json).await
         }
-        Command::Clean { all } => {
-            let summary = debuglab_harness::docker::remove_leftover_containers(all).await?;
-            println!("removed {} debuglab container(s)", summary.removed.len());
-            if !summary.still_in_use.is_empty() {
-                println!(
-                    "left {} container(s) of debuglab processes still running ({}); `debuglab clean --all` removes them too",
-                    summary.still_in_use.len(),
-                    summary.still_in_use.join(", ")
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Clean { all } => clean(all).await,
+        Command::Replica { .. } | Command::Exercise { .. } | Command::Spin { .. } => {
+            unreachable!("internal commands are dispatched before the runtime starts")
         }
     }
+}
+
+/// `debuglab run`: one variant, once, live, or kept for investigation.
+struct RunCommand {
+    variant: Variant,
+    seed: Option<u64>,
+    keep: bool,
+    live: bool,
+}
+
+impl RunCommand {
+    async fn execute(
+        self,
+        scenario: &'static dyn debuglab_harness::Scenario,
+        format: Format,
+    ) -> anyhow::Result<ExitCode> {
+        let id = scenario.info().id;
+        if self.variant == Variant::Exercise {
+            let code = exercise::ExerciseCode::from_env()?;
+            let program = exercise::ExerciseProgram::prepare(id, code).await?;
+            if self.live {
+                return program.live(self.seed).await;
+            }
+            let output = program.run(self.seed, self.keep).await?;
+            learner::record_run(&output.report, code)?;
+            return print_report(scenario, &output.report, &output.kept, self.keep, format);
+        }
+        let mut options = RunOptions::from_env()?;
+        options.seed = self.seed.or(options.seed);
+        options.keep = self.keep;
+        if self.live {
+            debuglab_harness::live::live(scenario, self.variant, &options).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let (report, kept) =
+            debuglab_harness::run_and_keep(scenario, self.variant, &options).await?;
+        print_report(scenario, &report, &kept, self.keep, format)
+    }
+}
+
+/// Prints a run's report (key figures first, or JSON) and what `--keep` left running.
+fn print_report(
+    scenario: &'static dyn debuglab_harness::Scenario,
+    report: &debuglab_harness::Report,
+    kept: &debuglab_harness::Kept,
+    keep: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Text => print!(
+            "{}",
+            report.render_key_figures(terminal::stdout_color(), scenario.info().key_metrics)
+        ),
+    }
+    if keep {
+        learner::print_kept(kept);
+    }
+    // The run completed: the verdict is in the report, not the exit code.
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `debuglab clean`: removes containers left by killed runs.
+async fn clean(all: bool) -> anyhow::Result<ExitCode> {
+    let summary = debuglab_harness::docker::remove_leftover_containers(all).await?;
+    println!("removed {} debuglab container(s)", summary.removed.len());
+    if !summary.still_in_use.is_empty() {
+        println!(
+            "left {} container(s) of debuglab processes still running ({}); `debuglab clean --all` removes them too",
+            summary.still_in_use.len(),
+            summary.still_in_use.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(format: Format) -> anyhow::Result<()> {
@@ -348,8 +449,9 @@ fn list(format: Format) -> anyhow::Result<()> {
                 println!("   {:<width$}  {}", "", info.summary);
             }
             println!(
-                "
-Start with `debuglab run <id>` to see the symptom; `debuglab hint <id>` when stuck."
+                "\nStart with `{}` to see the symptom; `{}` when stuck.",
+                state::command("run <id>"),
+                state::command("hint <id>")
             );
         }
     }

@@ -7,12 +7,42 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-/// Where the repository is: `DEBUGLAB_ROOT`, or where this binary was built from.
+/// Where the repository is: `DEBUGLAB_ROOT`; or the debuglab checkout
+/// around the current directory (so `debuglab` works from any directory
+/// inside it); or the checkout this binary was built from.
 pub fn repo_root() -> PathBuf {
-    match std::env::var_os("DEBUGLAB_ROOT") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    if let Some(root) = std::env::var_os("DEBUGLAB_ROOT") {
+        return PathBuf::from(root);
     }
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| {
+            dir.ancestors()
+                .find(|dir| is_checkout(dir))
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// Whether `dir` is the top of a debuglab checkout.
+fn is_checkout(dir: &Path) -> bool {
+    dir.join("harness/cli/Cargo.toml").is_file() && dir.join("scenarios").is_dir()
+}
+
+/// How the learner types a debuglab command: `debuglab run x` once it is
+/// installed on the PATH (`make install`), `cargo run -q -p debuglab -- run x`
+/// until then.
+pub fn command(args: &str) -> String {
+    if installed_on_path() {
+        format!("debuglab {args}")
+    } else {
+        format!("cargo run -q -p debuglab -- {args}")
+    }
+}
+
+fn installed_on_path() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("debuglab").is_file()))
 }
 
 /// Where state and backups live: `DEBUGLAB_STATE_DIR`, or `<repo>/.debuglab`.
@@ -48,6 +78,9 @@ pub struct ScenarioProgress {
     /// How many hints were shown (0 to 3).
     #[serde(default)]
     pub hints_shown: usize,
+    /// The solution was shown.
+    #[serde(default)]
+    pub solution_seen: bool,
 }
 
 /// A scenario's status as `list` and `progress` show it.

@@ -75,7 +75,7 @@ fn docker_not_running_is_one_line_saying_what_to_do() {
 fn run_prints_the_report_as_json_and_exits_zero_whatever_the_verdict() {
     let output = debuglab(&[
         "run",
-        "slow-query",
+        "pool-exhaustion",
         "--variant",
         "fixed",
         "--format",
@@ -177,5 +177,96 @@ fn passwords_never_reach_the_terminal() {
     assert!(
         last.starts_with("error: ") && last.contains("redis://:***@127.0.0.1:1/0"),
         "{everything}"
+    );
+}
+
+/// Reads `child`'s stdout lines on a thread of their own (a blocking read
+/// must not stop the test's clock).
+fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Runs `sql` in the live run's database with the psql command it printed.
+fn psql(printed: &str, sql: &str) -> String {
+    let mut words: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(&words[..2], ["docker", "exec"], "{printed}");
+    words.extend(["-A", "-t", "-c", sql]);
+    let output = Command::new(words[0]).args(&words[1..]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_live_run_shows_the_symptom_to_psql_while_it_happens_and_ctrl_c_cleans_up() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_debuglab"))
+        .args(["run", "pool-exhaustion", "--variant", "buggy", "--live"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let lines = lines_of(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let next = || {
+        lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the live run printed what it should in time")
+    };
+    // The commands come first, then a status line every second.
+    let psql_command = loop {
+        let line = next();
+        if line.trim_start().starts_with("docker exec") && line.contains("psql") {
+            break line.trim().to_owned();
+        }
+    };
+    assert!(
+        !psql_command.contains("-it "),
+        "no terminal, no -it: {psql_command}"
+    );
+    let status = loop {
+        let line = next();
+        if line.starts_with("live ") {
+            break line;
+        }
+    };
+    assert!(
+        status.contains("requests") && status.contains("errors"),
+        "{status}"
+    );
+    // While it runs, the database shows connections idle in a transaction.
+    let query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'";
+    let mut seen = 0;
+    while seen == 0 && Instant::now() < deadline {
+        seen = psql(&psql_command, query).parse().unwrap();
+    }
+    assert!(
+        seen >= 1,
+        "no connection idle in transaction while the sale ran"
+    );
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        containers_of_pid(pid),
+        0,
+        "containers outlived the live run"
     );
 }
