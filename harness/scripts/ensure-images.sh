@@ -28,4 +28,19 @@ if [ "$pg_ok" = 1 ] && [ "$redis_ok" = 1 ]; then
     exit 0
 fi
 say "no image registry reachable; using debuglab's offline images"
+# They are built with debootstrap: install it when this machine lets us
+# (root, or sudo without a password), otherwise say the one command to run.
+if ! command -v debootstrap >/dev/null 2>&1 \
+    && ! docker image inspect debuglab/debian-base:bookworm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else sudo=none; fi
+    if [ "$sudo" != none ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing debootstrap (apt-get)..."
+        $sudo apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq debootstrap >/dev/null \
+            || { printf 'images: error: installing debootstrap failed; run: sudo apt-get install debootstrap\n' >&2; exit 1; }
+    else
+        printf 'images: error: building the offline images needs debootstrap; run: sudo apt-get install debootstrap\n' >&2
+        exit 1
+    fi
+fi
 exec bash "$here/../images/build.sh"
