@@ -21,7 +21,7 @@ fail() { printf 'isolation: FAILED: %s\n' "$*" >&2; exit 1; }
 say "copying the repository to $scratch"
 # The working tree as it is: tracked and new files, less those deleted.
 (cd "$here" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' file; do [ -e "$file" ] && printf '%s\0' "$file"; done \
+    | while IFS= read -r -d '' file; do if [ -e "$file" ]; then printf '%s\0' "$file"; fi; done \
     | xargs -0 cp --parents -t "$scratch")
 if [ -d "${CARGO_TARGET_DIR:-$here/target}" ]; then
     say "seeding its target directory from this one's"
