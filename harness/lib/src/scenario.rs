@@ -40,6 +40,32 @@ impl Variant {
     }
 }
 
+impl Variant {
+    /// The code a run of this variant uses: the scenario's own `buggy` or
+    /// `fixed` code, or the `candidate` it was given for its exercise (the
+    /// learner's, in the exercise's own program; a test's wrong fix).
+    /// Without a candidate, the exercise is a setup error that says where
+    /// it runs: it is never compiled into the scenario's library.
+    pub fn pick<C>(
+        self,
+        scenario: &str,
+        buggy: C,
+        fixed: C,
+        candidate: Option<C>,
+    ) -> crate::Result<C> {
+        match self {
+            Variant::Buggy => Ok(buggy),
+            Variant::Fixed => Ok(fixed),
+            Variant::Exercise => candidate.ok_or_else(|| crate::HarnessError::Setup {
+                scenario: scenario.to_owned(),
+                detail: format!(
+                    "the exercise runs from its own binary (`debuglab run {scenario}`)"
+                ),
+            }),
+        }
+    }
+}
+
 impl std::fmt::Display for Variant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.id())

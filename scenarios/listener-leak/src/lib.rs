@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use deadpool_redis::redis;
 use debuglab_harness::{
-    HarnessError, Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
+    Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
 };
 pub use futures::future::BoxFuture;
 use tokio::sync::watch;
@@ -246,15 +246,12 @@ impl ListenerLeak {
 
     /// The run a `variant` uses.
     pub fn dashboards(&self, variant: Variant) -> Result<RunDashboards> {
-        match variant {
-            Variant::Buggy => Ok(data_service_of!(buggy)),
-            Variant::Fixed => Ok(data_service_of!(fixed)),
-            Variant::Exercise => self.candidate.ok_or_else(|| HarnessError::Setup {
-                scenario: INFO.id.to_owned(),
-                detail: "the exercise runs from its own binary (`debuglab run listener-leak`)"
-                    .to_owned(),
-            }),
-        }
+        variant.pick(
+            INFO.id,
+            data_service_of!(buggy),
+            data_service_of!(fixed),
+            self.candidate,
+        )
     }
 }
 

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use debuglab_harness::postgres::PgPool;
 use debuglab_harness::{
-    HarnessError, Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
+    Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
 };
 pub use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
@@ -289,15 +289,12 @@ impl PoolExhaustion {
 
     /// The `place_order` a run of `variant` uses.
     pub fn place_order(&self, variant: Variant) -> Result<PlaceOrder> {
-        match variant {
-            Variant::Buggy => Ok(place_order_of!(buggy)),
-            Variant::Fixed => Ok(place_order_of!(fixed)),
-            Variant::Exercise => self.candidate.ok_or_else(|| HarnessError::Setup {
-                scenario: INFO.id.to_owned(),
-                detail: "the exercise runs from its own binary (`debuglab run pool-exhaustion`)"
-                    .to_owned(),
-            }),
-        }
+        variant.pick(
+            INFO.id,
+            place_order_of!(buggy),
+            place_order_of!(fixed),
+            self.candidate,
+        )
     }
 }
 

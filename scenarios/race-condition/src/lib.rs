@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use debuglab_harness::postgres::PgPool;
 use debuglab_harness::{
-    HarnessError, Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
+    Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
 };
 pub use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
@@ -234,15 +234,7 @@ impl RaceCondition {
 
     /// The code a run of `variant` has its replicas run.
     pub fn code(&self, variant: Variant) -> Result<Code> {
-        match variant {
-            Variant::Buggy => Ok(code_of!(buggy)),
-            Variant::Fixed => Ok(code_of!(fixed)),
-            Variant::Exercise => self.candidate.ok_or_else(|| HarnessError::Setup {
-                scenario: INFO.id.to_owned(),
-                detail: "the exercise runs from its own binary (`debuglab run race-condition`)"
-                    .to_owned(),
-            }),
-        }
+        variant.pick(INFO.id, code_of!(buggy), code_of!(fixed), self.candidate)
     }
 
     /// The code called `name` that this program can run in a replica: the

@@ -49,7 +49,7 @@ use chrono::{DateTime, Utc};
 pub use debuglab_harness::postgres::PgPool;
 use debuglab_harness::postgres::{Migration, RunDatabase};
 use debuglab_harness::{
-    HarnessError, Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
+    Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
 };
 pub use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
@@ -154,15 +154,7 @@ impl SlowQuery {
 
     /// The code a run of `variant` uses.
     pub fn code(&self, variant: Variant) -> Result<Code> {
-        match variant {
-            Variant::Buggy => Ok(code_of!(buggy)),
-            Variant::Fixed => Ok(code_of!(fixed)),
-            Variant::Exercise => self.candidate.ok_or_else(|| HarnessError::Setup {
-                scenario: INFO.id.to_owned(),
-                detail: "the exercise runs from its own binary (`debuglab run slow-query`)"
-                    .to_owned(),
-            }),
-        }
+        variant.pick(INFO.id, code_of!(buggy), code_of!(fixed), self.candidate)
     }
 
     /// Applies `variant`'s migrations to `database` (a copy of

@@ -235,15 +235,12 @@ impl UnboundedCache {
 
     /// What a run of `variant` runs.
     pub fn candidate(&self, variant: Variant) -> Result<Candidate> {
-        match variant {
-            Variant::Buggy => Ok(product_pages_of!(buggy)),
-            Variant::Fixed => Ok(product_pages_of!(fixed)),
-            Variant::Exercise => self.candidate.ok_or_else(|| HarnessError::Setup {
-                scenario: INFO.id.to_owned(),
-                detail: "the exercise runs from its own binary (`debuglab run unbounded-cache`)"
-                    .to_owned(),
-            }),
-        }
+        variant.pick(
+            INFO.id,
+            product_pages_of!(buggy),
+            product_pages_of!(fixed),
+            self.candidate,
+        )
     }
 }
 
