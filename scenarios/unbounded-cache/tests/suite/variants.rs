@@ -97,15 +97,6 @@ async fn the_fix_keeps_the_hit_rate_and_stops_the_growth() {
     );
 }
 
-/// The whole reports, for a look: `cargo test -p unbounded-cache --test scenario -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore]
-async fn show_the_reports() {
-    for report in [buggy().await, fixed().await] {
-        eprintln!("{}\n{:#?}", report.render_text(false), report.metrics);
-    }
-}
-
 #[tokio::test]
 async fn the_buggy_report_gives_the_fix_away_nowhere() {
     assert_no_spoilers(buggy().await, SCENARIO.info());
