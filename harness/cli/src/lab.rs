@@ -51,19 +51,30 @@ pub async fn lab(json: bool) -> anyhow::Result<bool> {
         &rows,
     );
     println!();
-    for report in &reports {
+    for report in reports.iter().filter(|report| summary_shown(report)) {
         println!(
             "{} ({}): {}",
             report.scenario, report.variant, report.summary
         );
     }
-    println!();
+    println!(
+        "\n(A verified fix's report shows the fix at work, so it is left out here; \
+         `debuglab run <id> --variant fixed` shows it.)\n"
+    );
     if all_as_expected {
         println!("every buggy variant reproduced its symptom and every fix was verified");
     } else {
         println!("some variants did not behave as expected: see the outcome column");
     }
     Ok(all_as_expected)
+}
+
+/// Whether the lab prints `report`'s summary: the symptom of every buggy
+/// run, and whatever did not go as expected. A verified fix's summary names
+/// the fix (slow-query's names its index), and `make lab` is a learner's
+/// first command.
+fn summary_shown(report: &Report) -> bool {
+    report.variant == Variant::Buggy || !report.outcome().as_expected()
 }
 
 /// One scenario's figures in `debuglab bench`.
@@ -339,5 +350,30 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     );
     for row in rows {
         println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(variant: Variant, healthy: bool) -> Report {
+        Report {
+            scenario: "slow-query".to_owned(),
+            variant,
+            healthy,
+            duration_ms: 1,
+            summary: String::new(),
+            metrics: Default::default(),
+            evidence: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_lab_shows_symptoms_and_surprises_but_no_verified_fix() {
+        assert!(summary_shown(&report(Variant::Buggy, false)));
+        assert!(summary_shown(&report(Variant::Buggy, true)));
+        assert!(summary_shown(&report(Variant::Fixed, false)));
+        assert!(!summary_shown(&report(Variant::Fixed, true)));
     }
 }

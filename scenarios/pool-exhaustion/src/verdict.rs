@@ -177,11 +177,15 @@ fn payment_problems(figures: &Figures) -> Vec<String> {
     let (succeeded, calls) = (figures.checkouts.succeeded as u64, figures.provider_calls);
     let mut problems = Vec::new();
     let most = figures.provider_most_in_flight;
-    if calls > 0 && most < MIN_PAYMENTS_IN_FLIGHT {
+    // With pool timeouts the symptom speaks for itself (and this line would
+    // all but name the cause); without them, this is what a fix that only
+    // hides the timeouts still shows.
+    if calls > 0 && most < MIN_PAYMENTS_IN_FLIGHT && figures.checkouts.pool_timeouts() == 0 {
         problems.push(format!(
             "the payment provider answered at most {most} calls at once while {} checkouts were \
-             in flight: the checkouts took turns at the pace of a pool of {} — waiting or \
-             retrying for a connection only hides that",
+             in flight (the sale needs at least {MIN_PAYMENTS_IN_FLIGHT}): the checkouts still \
+             took turns at the pace of a pool of {} — waiting or retrying for a connection only \
+             hides the timeouts",
             figures.checkouts.concurrency,
             max_pool_size()
         ));
@@ -362,7 +366,24 @@ mod tests {
             ),
             "{summary}"
         );
-        assert!(summary.contains("waiting or retrying for a connection only hides that"));
+        assert!(summary.contains("waiting or retrying for a connection only hides the timeouts"));
+    }
+
+    #[test]
+    fn with_pool_timeouts_the_symptom_speaks_for_itself() {
+        let mut figures = healthy();
+        figures.provider_most_in_flight = 5;
+        figures.checkouts.succeeded = 140;
+        figures.checkouts.cache_pool_timeouts = 60;
+        figures.provider_calls = 140;
+        figures.orders.order_ids.truncate(140);
+        figures.redis.counted_checkouts = 140;
+        let summary = summary(&figures);
+        assert!(
+            summary.starts_with("60 checkouts failed waiting"),
+            "{summary}"
+        );
+        assert!(!summary.contains("calls at once"), "{summary}");
     }
 
     #[test]

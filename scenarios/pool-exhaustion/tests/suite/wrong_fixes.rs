@@ -109,7 +109,7 @@ async fn retrying_until_a_connection_frees_is_not_a_fix() {
         &report,
         "the payment provider answered at most 5 calls at once while 50 checkouts were in flight",
     );
-    assert_unhealthy_because(&report, "retrying for a connection only hides that");
+    assert_unhealthy_because(&report, "retrying for a connection only hides the timeouts");
 }
 
 /// "One connection fewer": the fixed code without the order status in Redis.
