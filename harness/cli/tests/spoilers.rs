@@ -23,7 +23,8 @@ fn repo() -> PathBuf {
 }
 
 /// What a learner reads in a scenario before asking: its story, its
-/// library, and the exercise's starting copy (`buggy.rs`; the learner's own
+/// library, its base migrations (`migrations/*.sql`, read below), and the
+/// exercise's starting copy (`buggy.rs`; the learner's own
 /// `exercise.rs` is never read by the suite, whatever it holds). Of
 /// `Cargo.toml`, the description: the dependencies must name what
 /// `fixed.rs` uses.
@@ -62,6 +63,18 @@ fn no_file_a_learner_reads_first_names_the_fix() {
                 found.is_empty(),
                 "scenarios/{}/{file} gives the fix away: {found:?}",
                 info.id
+            );
+        }
+        for migration in std::fs::read_dir(dir.join("migrations"))
+            .into_iter()
+            .flatten()
+        {
+            let path = migration.unwrap().path();
+            let found = info.spoilers_in(&std::fs::read_to_string(&path).unwrap());
+            assert!(
+                found.is_empty(),
+                "{} gives the fix away: {found:?}",
+                path.display()
             );
         }
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
