@@ -35,6 +35,7 @@ pub mod docker;
 pub mod error;
 pub mod guard;
 pub mod investigate;
+pub mod latency;
 pub mod live;
 pub mod pools;
 pub mod postgres;

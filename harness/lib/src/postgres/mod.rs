@@ -26,6 +26,7 @@ pub use probes::{ActivityRow, LogEntry, LogMark, StatementStats, StatementTotals
 pub use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::error::{HarnessError, Result};
+use crate::latency::LatencyProxy;
 use crate::pools::PoolRegistry;
 use crate::service::{
     env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
@@ -285,6 +286,7 @@ impl PostgresServer {
                 server: self,
                 options: self.base_options.clone().database(&name),
                 name,
+                proxies: Mutex::new(Vec::new()),
             }),
             pools: None,
         };
@@ -431,6 +433,9 @@ struct DatabaseInner {
     server: &'static PostgresServer,
     name: String,
     options: PgConnectOptions,
+    /// The network in front of pools built with latency; they live as long
+    /// as the database.
+    proxies: Mutex<Vec<LatencyProxy>>,
 }
 
 impl RunDatabase {
@@ -456,6 +461,30 @@ impl RunDatabase {
     /// run measures.
     pub async fn pool(&self, settings: PoolSettings) -> Result<PgPool> {
         let pool = open_pool(self.inner.options.clone(), settings).await?;
+        if let Some(pools) = &self.pools {
+            pools.register_postgres(&pool, settings);
+        }
+        Ok(pool)
+    }
+
+    /// Builds the variant's pool, as [`RunDatabase::pool`] does, behind a
+    /// network that holds every message to the server for `delay`
+    /// ([`LatencyProxy`]): each statement's round trip costs what it costs
+    /// between a service and a database in another zone.
+    pub async fn pool_with_latency(&self, settings: PoolSettings, delay: Duration) -> Result<PgPool> {
+        let options = &self.inner.options;
+        let proxy =
+            LatencyProxy::start((options.get_host().to_owned(), options.get_port()), delay).await?;
+        let through = options
+            .clone()
+            .host(&proxy.address().ip().to_string())
+            .port(proxy.address().port());
+        self.inner
+            .proxies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(proxy);
+        let pool = open_pool(through, settings).await?;
         if let Some(pools) = &self.pools {
             pools.register_postgres(&pool, settings);
         }
