@@ -10,6 +10,7 @@ pub fn all() -> Vec<&'static dyn Scenario> {
         &race_condition::SCENARIO,
         &listener_leak::SCENARIO,
         &unbounded_cache::SCENARIO,
+        &n_plus_one::SCENARIO,
     ]
 }
 

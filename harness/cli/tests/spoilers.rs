@@ -15,6 +15,7 @@ fn scenarios() -> Vec<&'static ScenarioInfo> {
         race_condition::SCENARIO.info(),
         listener_leak::SCENARIO.info(),
         unbounded_cache::SCENARIO.info(),
+        n_plus_one::SCENARIO.info(),
     ]
 }
 

@@ -1,0 +1,34 @@
+//! The order-history page, as it shipped.
+
+use crate::{LineItemRow, OrderRow, OrderView, PgPool};
+
+/// The newest `page_size` orders of `customer_id`, newest first, each with
+/// its line items in order and the products' names.
+pub async fn order_page(
+    pool: &PgPool,
+    customer_id: i64,
+    page_size: i64,
+) -> sqlx::Result<Vec<OrderView>> {
+    let orders: Vec<OrderRow> = sqlx::query_as(
+        "SELECT id, placed_at, status, total_cents FROM orders
+         WHERE customer_id = $1 ORDER BY placed_at DESC LIMIT $2",
+    )
+    .bind(customer_id)
+    .bind(page_size)
+    .fetch_all(pool)
+    .await?;
+    let mut page = Vec::with_capacity(orders.len());
+    for order in orders {
+        let items: Vec<LineItemRow> = sqlx::query_as(
+            "SELECT i.order_id, i.line_no, i.product_id, p.name AS product_name,
+                    i.quantity, i.unit_price_cents
+             FROM order_items i JOIN products p ON p.id = i.product_id
+             WHERE i.order_id = $1 ORDER BY i.line_no",
+        )
+        .bind(order.id)
+        .fetch_all(pool)
+        .await?;
+        page.push(order.with_items(items.into_iter().map(LineItemRow::into_item).collect()));
+    }
+    Ok(page)
+}
