@@ -125,7 +125,10 @@ async fn receive(
         match client.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(read) => {
-                if line.send((Instant::now() + delay, buffer[..read].to_vec())).is_err() {
+                if line
+                    .send((Instant::now() + delay, buffer[..read].to_vec()))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -205,7 +208,8 @@ mod tests {
         drop(proxy);
         let mut rest = Vec::new();
         // The connection ends (EOF or reset) instead of hanging.
-        let ended = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+        let ended =
+            tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
         assert!(ended.is_ok(), "the connection outlived its proxy");
     }
 }

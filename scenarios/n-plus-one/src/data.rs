@@ -136,7 +136,13 @@ fn seed_shop(conn: &mut PgConnection) -> BoxFuture<'_, debuglab_harness::Result<
 
 /// The statements that write the data [`seeded_order`] describes.
 fn seed_statements() -> Vec<(&'static str, String)> {
-    let quoted = |words: &[&str]| words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(",");
+    let quoted = |words: &[&str]| {
+        words
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let (adjectives, nouns, statuses) = (quoted(&ADJECTIVES), quoted(&NOUNS), quoted(&STATUSES));
     let price = |id: &str| format!("(199 + ({id} * 7919) % 9800)");
     let product = "((g * 31 + k * 97) % 500 + 1)";
@@ -177,9 +183,15 @@ mod tests {
     fn every_customer_has_a_hundred_and_fifty_orders_newest_first() {
         for customer in [1, 2, 200, CUSTOMERS] {
             let orders = reference_page(customer, 1_000);
-            assert_eq!(orders.len() as i64, ORDERS_PER_CUSTOMER, "customer {customer}");
+            assert_eq!(
+                orders.len() as i64,
+                ORDERS_PER_CUSTOMER,
+                "customer {customer}"
+            );
             assert!(orders.iter().all(|order| customer_of(order.id) == customer));
-            assert!(orders.windows(2).all(|pair| pair[0].placed_at > pair[1].placed_at));
+            assert!(orders
+                .windows(2)
+                .all(|pair| pair[0].placed_at > pair[1].placed_at));
             assert_eq!(reference_page(customer, 20), orders[..20]);
         }
         assert!(reference_page(0, 20).is_empty());
@@ -200,7 +212,10 @@ mod tests {
             let order = seeded_order(g);
             assert_eq!(order.items.len() as i64, g % 4 + 1);
             assert_eq!(order.total_cents, total_of(&order.items));
-            assert!(order.items.iter().all(|item| (1..=PRODUCTS).contains(&item.product_id)));
+            assert!(order
+                .items
+                .iter()
+                .all(|item| (1..=PRODUCTS).contains(&item.product_id)));
         }
         assert_eq!(product_name(1), "Linen Mug");
         assert_eq!(product_name(PRODUCTS), "Ash Apron");

@@ -32,7 +32,10 @@ pub async fn order_page(
     .await?;
     let mut items_by_order: HashMap<i64, Vec<LineItem>> = HashMap::new();
     for item in items {
-        items_by_order.entry(item.order_id).or_default().push(item.into_item());
+        items_by_order
+            .entry(item.order_id)
+            .or_default()
+            .push(item.into_item());
     }
     let mut page = Vec::with_capacity(orders.len());
     for order in orders {

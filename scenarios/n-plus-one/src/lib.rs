@@ -8,9 +8,9 @@
 //! ([`debuglab_harness::latency`], [`workload::ROUND_TRIP_DELAY`]).
 //!
 //! Every query the page runs is fast — none of them reaches the slow-query
-//! log, the database's CPU is idle — yet a page of twenty orders takes tens
-//! of milliseconds, and the new "show 100 orders" option takes five times
-//! as long.
+//! log, the database's CPU is idle — yet a page of twenty orders takes well
+//! over a hundred milliseconds, and the new "show 100 orders" option takes
+//! five times as long.
 //!
 //! ## The contract
 //!
@@ -48,7 +48,9 @@ pub mod workload;
 
 use chrono::{DateTime, Utc};
 pub use debuglab_harness::postgres::PgPool;
-use debuglab_harness::{Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict};
+use debuglab_harness::{
+    Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
+};
 pub use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
 

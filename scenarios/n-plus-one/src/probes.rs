@@ -12,6 +12,7 @@ use debuglab_harness::postgres::{PgConnection, RunDatabase, StatementStats, Stat
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::{HarnessError, Result, RunContext};
+use futures::future::join_all;
 
 use crate::verdict::{Figures, Freshness, PageFigures, STATEMENTS_PER_PAGE_BOUND};
 use crate::workload::{describe_difference, workload, POOL, REQUESTS, ROUND_TRIP_DELAY};
@@ -93,7 +94,8 @@ impl Watched {
 
 /// For each of `customers` (on a connection of the harness's own, behind the
 /// endpoint's back): places a new order and renames the product on their
-/// newest order, then asks the endpoint again for a page of the smaller size.
+/// newest order; then asks the endpoint again for their pages of the smaller
+/// size, all at once.
 pub async fn freshness(
     ctx: &RunContext,
     database: &RunDatabase,
@@ -109,12 +111,21 @@ pub async fn freshness(
             checked: customers.len(),
             ..Freshness::default()
         };
+        let mut placed = Vec::with_capacity(customers.len());
         for &customer_id in customers {
-            let placed = change_the_shop(&mut probe, customer_id, &mut renamed).await?;
+            placed.push(change_the_shop(&mut probe, customer_id, &mut renamed).await?);
+        }
+        // Then every page at once, as customers would come back.
+        let answers = join_all(
+            customers
+                .iter()
+                .map(|&customer_id| (code.order_page)(pool, customer_id, page_size)),
+        )
+        .await;
+        for ((&customer_id, placed), answer) in customers.iter().zip(placed).zip(answers) {
             let mut expected = vec![placed];
             expected.extend(data::reference_page(customer_id, page_size - 1));
             rename_in(&mut expected, &renamed);
-            let answer = (code.order_page)(pool, customer_id, page_size).await;
             if answer.as_ref().ok() != Some(&expected) {
                 freshness.stale += 1;
                 freshness.first_stale.get_or_insert_with(|| match &answer {
@@ -144,7 +155,10 @@ async fn change_the_shop(
 ) -> Result<OrderView> {
     let newest = data::reference_page(customer_id, 1);
     let product_id = newest[0].items[0].product_id;
-    let current = renamed.get(&product_id).cloned().unwrap_or_else(|| data::product_name(product_id));
+    let current = renamed
+        .get(&product_id)
+        .cloned()
+        .unwrap_or_else(|| data::product_name(product_id));
     let name = format!("{current} (new edition)");
     sqlx::query("UPDATE products SET name = $2 WHERE id = $1")
         .bind(product_id)
@@ -223,8 +237,14 @@ pub fn record(ctx: &RunContext, figures: &Figures, watched: &Watched, top: &[Sta
     record_requests(ctx, figures);
     ctx.metric("wrong_answers", figures.requests.wrong_answers as f64);
     ctx.metric("stale_answers", figures.freshness.stale as f64);
-    ctx.metric("round_trip_delay_ms", ROUND_TRIP_DELAY.as_secs_f64() * 1000.0);
-    ctx.metric("statements_per_second_max", watched.statements_per_second_max().round());
+    ctx.metric(
+        "round_trip_delay_ms",
+        ROUND_TRIP_DELAY.as_secs_f64() * 1000.0,
+    );
+    ctx.metric(
+        "statements_per_second_max",
+        watched.statements_per_second_max().round(),
+    );
     for page in &figures.pages {
         record_page(ctx, page, page == figures.largest_page().unwrap_or(page));
     }
@@ -264,8 +284,14 @@ fn record_page(ctx: &RunContext, page: &PageFigures, largest: bool) {
     ];
     if let (Some(statements), Some(rows)) = (page.statements_per_page(), page.rows) {
         metrics.push((format!("statements_per_page_{size}"), round(statements)));
-        metrics.push((format!("rows_per_page_{size}"), (rows as f64 / answered).round()));
-        metrics.push((format!("db_ms_per_page_{size}"), round(page.db_ms / answered)));
+        metrics.push((
+            format!("rows_per_page_{size}"),
+            (rows as f64 / answered).round(),
+        ));
+        metrics.push((
+            format!("db_ms_per_page_{size}"),
+            round(page.db_ms / answered),
+        ));
         if largest {
             metrics.push(("statements_per_page".to_owned(), round(statements)));
             metrics.push(("rows_per_page".to_owned(), (rows as f64 / answered).round()));
@@ -323,7 +349,10 @@ fn record_answers(ctx: &RunContext, figures: &Figures) {
         ctx.evidence("this server keeps no pg_stat_statements: statements cannot be counted");
     }
     if let Some(error) = &requests.first_error {
-        ctx.evidence(format!("{} requests failed; the first: {error}", requests.failed));
+        ctx.evidence(format!(
+            "{} requests failed; the first: {error}",
+            requests.failed
+        ));
     }
     if let Some(wrong) = &requests.first_wrong {
         ctx.evidence(format!(
@@ -337,9 +366,9 @@ fn record_answers(ctx: &RunContext, figures: &Figures) {
              name; the first: {stale}",
             freshness.stale, freshness.checked
         )),
-        None if freshness.checked == 0 => ctx.evidence(
-            "no customer was answered, so none could be asked again after a change",
-        ),
+        None if freshness.checked == 0 => {
+            ctx.evidence("no customer was answered, so none could be asked again after a change")
+        }
         None => ctx.evidence(format!(
             "a new order and a renamed product for each of {} customers showed at once",
             freshness.checked

@@ -88,12 +88,14 @@ pub struct PageFigures {
 impl PageFigures {
     /// Statements per answered page.
     pub fn statements_per_page(&self) -> Option<f64> {
-        self.statements.map(|calls| calls as f64 / self.answered.max(1) as f64)
+        self.statements
+            .map(|calls| calls as f64 / self.answered.max(1) as f64)
     }
 
     /// Rows returned per row shown.
     pub fn rows_per_shown(&self) -> Option<f64> {
-        self.rows.map(|rows| rows as f64 / self.rows_shown.max(1) as f64)
+        self.rows
+            .map(|rows| rows as f64 / self.rows_shown.max(1) as f64)
     }
 }
 
@@ -131,7 +133,10 @@ fn request_problems(requests: &Requests) -> Vec<String> {
         problems.push("no request finished".to_owned());
     }
     if requests.failed > 0 {
-        problems.push(format!("{} of {} requests failed", requests.failed, requests.finished));
+        problems.push(format!(
+            "{} of {} requests failed",
+            requests.failed, requests.finished
+        ));
     }
     if requests.unfinished > 0 {
         problems.push(format!("{} requests hung", requests.unfinished));
@@ -166,11 +171,17 @@ fn statement_problems(figures: &Figures) -> Vec<String> {
         return Vec::new();
     }
     if !figures.statement_stats {
-        return vec!["the statements per page could not be counted: this server keeps no \
+        return vec![
+            "the statements per page could not be counted: this server keeps no \
                      pg_stat_statements"
-            .to_owned()];
+                .to_owned(),
+        ];
     }
-    let statements: i64 = figures.pages.iter().filter_map(|page| page.statements).sum();
+    let statements: i64 = figures
+        .pages
+        .iter()
+        .filter_map(|page| page.statements)
+        .sum();
     let mut problems = Vec::new();
     if statements < answered as i64 {
         problems.push(format!(
@@ -215,7 +226,10 @@ fn row_problems(pages: &[PageFigures]) -> Vec<String> {
     pages
         .iter()
         .filter(|page| page.answered > 0)
-        .filter(|page| page.rows_per_shown().is_some_and(|ratio| ratio > ROWS_PER_SHOWN_BOUND))
+        .filter(|page| {
+            page.rows_per_shown()
+                .is_some_and(|ratio| ratio > ROWS_PER_SHOWN_BOUND)
+        })
         .map(|page| {
             let answered = page.answered as f64;
             format!(
@@ -232,7 +246,12 @@ fn row_problems(pages: &[PageFigures]) -> Vec<String> {
 
 fn healthy_summary(figures: &Figures) -> String {
     let pages = |each: &dyn Fn(&PageFigures) -> String| {
-        figures.pages.iter().map(each).collect::<Vec<_>>().join(", ")
+        figures
+            .pages
+            .iter()
+            .map(each)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     format!(
         "All {} pages matched the reference and changes showed at once; PostgreSQL ran {} \
@@ -323,7 +342,12 @@ mod tests {
         // A big page alone over the bound is enough.
         figures.pages[1].statements = Some(24 * 4);
         let text = problems(&figures);
-        assert!(text.contains("PostgreSQL ran 4.0 statements per page of 100 orders, 3.0 per page of 20"), "{text}");
+        assert!(
+            text.contains(
+                "PostgreSQL ran 4.0 statements per page of 100 orders, 3.0 per page of 20"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -357,8 +381,14 @@ mod tests {
         let mut figures = healthy();
         figures.freshness.stale = 5;
         let text = problems(&figures);
-        assert!(text.contains("5 of 5 customers did not see the order they had just placed"), "{text}");
-        assert!(text.contains("hiding the database behind a cache is not a fix"), "{text}");
+        assert!(
+            text.contains("5 of 5 customers did not see the order they had just placed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hiding the database behind a cache is not a fix"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -381,8 +411,14 @@ mod tests {
         let text = problems(&figures);
         assert!(text.contains("2 of 64 requests failed"), "{text}");
         assert!(text.contains("1 requests hung"), "{text}");
-        assert!(text.contains("7 of 62 pages differ from the reference"), "{text}");
-        assert!(text.contains("a faster page that shows less is not a fix"), "{text}");
+        assert!(
+            text.contains("7 of 62 pages differ from the reference"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a faster page that shows less is not a fix"),
+            "{text}"
+        );
         let mut figures = healthy();
         figures.requests.finished = 0;
         figures.pages.clear();
@@ -396,6 +432,7 @@ mod tests {
         for page in &mut figures.pages {
             (page.statements, page.rows) = (None, None);
         }
-        assert!(problems(&figures).contains("could not be counted: this server keeps no pg_stat_statements"));
+        assert!(problems(&figures)
+            .contains("could not be counted: this server keeps no pg_stat_statements"));
     }
 }

@@ -82,8 +82,15 @@ pub async fn run_pages(ctx: &RunContext, code: Code) -> Result<Figures> {
         let before = totals(&database).await?;
         let outcome = drive_pages(ctx, &pool, code, phase).await;
         let after = totals(&database).await?;
-        tally(PAGE_SIZES[phase], &outcome, &mut figures.requests, &mut answered);
-        figures.pages.push(page_figures(PAGE_SIZES[phase], &outcome, before, after));
+        tally(
+            PAGE_SIZES[phase],
+            &outcome,
+            &mut figures.requests,
+            &mut answered,
+        );
+        figures
+            .pages
+            .push(page_figures(PAGE_SIZES[phase], &outcome, before, after));
     }
     let top = database.statement_stats(3).await?;
     let watched = watch.stop().await;
@@ -150,7 +157,9 @@ fn tally(
                 }
             }
             Err(error) => {
-                requests.first_error.get_or_insert_with(|| error.to_string());
+                requests
+                    .first_error
+                    .get_or_insert_with(|| error.to_string());
             }
         }
     }
@@ -169,7 +178,13 @@ fn page_figures(
     let answered: Vec<i64> = outcome
         .records
         .iter()
-        .filter_map(|record| record.result.as_ref().ok().map(|(customer_id, _)| *customer_id))
+        .filter_map(|record| {
+            record
+                .result
+                .as_ref()
+                .ok()
+                .map(|(customer_id, _)| *customer_id)
+        })
         .collect();
     let rows_shown = answered
         .iter()
@@ -178,11 +193,13 @@ fn page_figures(
             page.len() + page.iter().map(|order| order.items.len()).sum::<usize>()
         })
         .sum();
-    let work = before.zip(after).map(|(before, after)| (
-        after.calls - before.calls,
-        after.rows - before.rows,
-        after.total_ms - before.total_ms,
-    ));
+    let work = before.zip(after).map(|(before, after)| {
+        (
+            after.calls - before.calls,
+            after.rows - before.rows,
+            after.total_ms - before.total_ms,
+        )
+    });
     PageFigures {
         page_size,
         answered: answered.len(),
@@ -204,7 +221,10 @@ pub fn describe_difference(customer_id: i64, got: &[OrderView], expected: &[Orde
             expected.len()
         );
     }
-    let differs = got.iter().zip(expected).find(|(got, expected)| got != expected);
+    let differs = got
+        .iter()
+        .zip(expected)
+        .find(|(got, expected)| got != expected);
     match differs {
         Some((got, expected)) if got.id != expected.id => format!(
             "customer {customer_id}: order {} where order {} belongs",
@@ -248,7 +268,13 @@ mod tests {
         let mut got = expected.clone();
         got[1].items.pop();
         let line = describe_difference(3, &got, &expected);
-        assert!(line.starts_with(&format!("customer 3, order {}: got", expected[1].id)), "{line}");
-        assert_eq!(describe_difference(3, &got[..1], &expected), "customer 3: got 1 orders, expected 2");
+        assert!(
+            line.starts_with(&format!("customer 3, order {}: got", expected[1].id)),
+            "{line}"
+        );
+        assert_eq!(
+            describe_difference(3, &got[..1], &expected),
+            "customer 3: got 1 orders, expected 2"
+        );
     }
 }

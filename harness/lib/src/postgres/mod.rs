@@ -471,7 +471,11 @@ impl RunDatabase {
     /// network that holds every message to the server for `delay`
     /// ([`LatencyProxy`]): each statement's round trip costs what it costs
     /// between a service and a database in another zone.
-    pub async fn pool_with_latency(&self, settings: PoolSettings, delay: Duration) -> Result<PgPool> {
+    pub async fn pool_with_latency(
+        &self,
+        settings: PoolSettings,
+        delay: Duration,
+    ) -> Result<PgPool> {
         let options = &self.inner.options;
         let proxy =
             LatencyProxy::start((options.get_host().to_owned(), options.get_port()), delay).await?;

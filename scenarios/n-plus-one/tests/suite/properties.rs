@@ -15,7 +15,11 @@ fn pages_equal_reference(variant: Variant, cases: u32) {
     let (test_db, pool) = runtime.block_on(async {
         let test_db =
             TestDatabase::create(&format!("n_plus_one_{variant}"), Some(&SHOP_TEMPLATE)).await;
-        test_db.database.migrate(&BASE_MIGRATIONS, &[]).await.unwrap();
+        test_db
+            .database
+            .migrate(&BASE_MIGRATIONS, &[])
+            .await
+            .unwrap();
         let pool = test_db
             .database
             .pool(PoolSettings {

@@ -39,16 +39,29 @@ async fn buggy_variant_runs_a_statement_per_order() {
     );
     assert!((19.0..=21.0).contains(&small), "{text}");
     assert!((95.0..=101.0).contains(&big), "{text}");
-    assert!(report.summary.contains("statements per page of 100 orders"), "{text}");
+    assert!(
+        report.summary.contains("statements per page of 100 orders"),
+        "{text}"
+    );
     // The busiest statement is the loop's: a call for every order shown,
     // at least twenty for each page answered.
     let loop_calls = report
         .evidence
         .iter()
         .find(|line| line.contains("FROM order_items"))
-        .and_then(|line| line.split("calls ").nth(1)?.split(',').next()?.parse::<f64>().ok())
+        .and_then(|line| {
+            line.split("calls ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no statement on order_items in the evidence: {text}"));
-    assert!(loop_calls >= 20.0 * metric(report, "requests_finished"), "{text}");
+    assert!(
+        loop_calls >= 20.0 * metric(report, "requests_finished"),
+        "{text}"
+    );
     // The bug is the round trips, not the answer.
     assert_eq!(metric(report, "wrong_answers"), 0.0, "{text}");
     assert_eq!(metric(report, "stale_answers"), 0.0, "{text}");
@@ -79,7 +92,10 @@ async fn fixed_variant_runs_two_statements_whatever_the_page_size() {
     let text = report.render_text(false);
     assert_eq!(metric(report, "statements_per_page_20"), 2.0, "{text}");
     assert_eq!(metric(report, "statements_per_page_100"), 2.0, "{text}");
-    assert!(metric(report, "statements_per_page") <= STATEMENTS_PER_PAGE_BOUND, "{text}");
+    assert!(
+        metric(report, "statements_per_page") <= STATEMENTS_PER_PAGE_BOUND,
+        "{text}"
+    );
     assert_eq!(metric(report, "wrong_answers"), 0.0, "{text}");
     assert_eq!(metric(report, "stale_answers"), 0.0, "{text}");
     assert_eq!(report.metric("requests_failed"), Some(0.0), "{text}");

@@ -27,12 +27,17 @@ mod caches_items {
 
     fn cached(order_id: i64) -> Option<Vec<LineItem>> {
         let mut items = ITEMS.lock().unwrap_or_else(PoisonError::into_inner);
-        items.get_or_insert_with(HashMap::new).get(&order_id).cloned()
+        items
+            .get_or_insert_with(HashMap::new)
+            .get(&order_id)
+            .cloned()
     }
 
     fn remember(order_id: i64, items: &[LineItem]) {
         let mut cache = ITEMS.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.get_or_insert_with(HashMap::new).insert(order_id, items.to_vec());
+        cache
+            .get_or_insert_with(HashMap::new)
+            .insert(order_id, items.to_vec());
     }
 
     pub async fn order_page(
@@ -74,7 +79,10 @@ mod caches_items {
 #[tokio::test]
 async fn caching_the_items_is_not_a_fix() {
     let report = judge(code_of!(caches_items)).await;
-    assert_unhealthy_because(&report, "did not see the order they had just placed or a product's new name");
+    assert_unhealthy_because(
+        &report,
+        "did not see the order they had just placed or a product's new name",
+    );
     assert_unhealthy_because(&report, "hiding the database behind a cache is not a fix");
 }
 
@@ -244,9 +252,19 @@ mod one_join {
                     items: Vec::new(),
                 });
             }
-            if let (Some(line_no), Some(product_id), Some(product_name), Some(quantity), Some(unit_price_cents)) =
-                (row.line_no, row.product_id, row.product_name, row.quantity, row.unit_price_cents)
-            {
+            if let (
+                Some(line_no),
+                Some(product_id),
+                Some(product_name),
+                Some(quantity),
+                Some(unit_price_cents),
+            ) = (
+                row.line_no,
+                row.product_id,
+                row.product_name,
+                row.quantity,
+                row.unit_price_cents,
+            ) {
                 page.last_mut().expect("pushed above").items.push(LineItem {
                     line_no,
                     product_id,
