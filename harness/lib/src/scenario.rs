@@ -230,6 +230,23 @@ impl Verdict {
     }
 }
 
+/// The problems of a run's requests that every scenario judges alike: none
+/// finished, some failed (out of those that finished), some hung (still
+/// running when the workload ended).
+pub fn request_problems(finished: usize, failed: usize, unfinished: usize) -> Vec<String> {
+    let mut problems = Vec::new();
+    if finished == 0 {
+        problems.push("no request finished".to_owned());
+    }
+    if failed > 0 {
+        problems.push(format!("{failed} of {finished} requests failed"));
+    }
+    if unfinished > 0 {
+        problems.push(format!("{unfinished} requests hung"));
+    }
+    problems
+}
+
 /// `problems` as one sentence: joined with semicolons, capitalised, with a full stop.
 fn sentence(problems: &[String]) -> String {
     let sentence = problems.join("; ") + ".";
@@ -282,6 +299,16 @@ mod tests {
         assert_eq!(
             unhealthy.summary,
             "The p95 latency is high; 3 answers were wrong."
+        );
+    }
+
+    #[test]
+    fn request_problems_name_nothing_finished_failures_and_hangs() {
+        assert!(request_problems(40, 0, 0).is_empty());
+        assert_eq!(request_problems(0, 0, 0), ["no request finished"]);
+        assert_eq!(
+            request_problems(40, 3, 2),
+            ["3 of 40 requests failed", "2 requests hung"]
         );
     }
 

@@ -8,6 +8,7 @@
 //! check depends on it.
 
 use debuglab_harness::report::grouped;
+use debuglab_harness::scenario;
 use debuglab_harness::Verdict;
 
 /// Statements a page may cost, on average, whatever its size.
@@ -128,19 +129,8 @@ pub fn verdict(figures: &Figures) -> Verdict {
 }
 
 fn request_problems(requests: &Requests) -> Vec<String> {
-    let mut problems = Vec::new();
-    if requests.finished == 0 {
-        problems.push("no request finished".to_owned());
-    }
-    if requests.failed > 0 {
-        problems.push(format!(
-            "{} of {} requests failed",
-            requests.failed, requests.finished
-        ));
-    }
-    if requests.unfinished > 0 {
-        problems.push(format!("{} requests hung", requests.unfinished));
-    }
+    let mut problems =
+        scenario::request_problems(requests.finished, requests.failed, requests.unfinished);
     if requests.wrong_answers > 0 {
         problems.push(format!(
             "{} of {} pages differ from the reference: a page must show the customer's newest \
