@@ -14,6 +14,42 @@ async fn judge(code: Code) -> Report {
     judge_candidate(NPlusOne::with_candidate(code)).await
 }
 
+/// The two statements of the page as it shipped, for the wrong fixes that
+/// keep them and change what is around them.
+mod shipped {
+    use crate::{LineItem, LineItemRow, OrderRow, PgPool};
+
+    /// The newest `page_size` orders of `customer_id`, without their items.
+    pub async fn page_orders(
+        pool: &PgPool,
+        customer_id: i64,
+        page_size: i64,
+    ) -> sqlx::Result<Vec<OrderRow>> {
+        sqlx::query_as(
+            "SELECT id, placed_at, status, total_cents FROM orders
+             WHERE customer_id = $1 ORDER BY placed_at DESC LIMIT $2",
+        )
+        .bind(customer_id)
+        .bind(page_size)
+        .fetch_all(pool)
+        .await
+    }
+
+    /// The line items of one order: the statement the loop runs.
+    pub async fn order_items(pool: &PgPool, order_id: i64) -> sqlx::Result<Vec<LineItem>> {
+        let rows: Vec<LineItemRow> = sqlx::query_as(
+            "SELECT i.order_id, i.line_no, i.product_id, p.name AS product_name,
+                    i.quantity, i.unit_price_cents
+             FROM order_items i JOIN products p ON p.id = i.product_id
+             WHERE i.order_id = $1 ORDER BY i.line_no",
+        )
+        .bind(order_id)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows.into_iter().map(LineItemRow::into_item).collect())
+    }
+}
+
 /// "Orders never change once placed, so keep their items": each order's
 /// line items cached in memory across requests, in front of the loop as it
 /// shipped.
@@ -21,7 +57,8 @@ mod caches_items {
     use std::collections::HashMap;
     use std::sync::{Mutex, PoisonError};
 
-    use crate::{LineItem, LineItemRow, OrderRow, OrderView, PgPool};
+    use super::shipped;
+    use crate::{LineItem, OrderView, PgPool};
 
     static ITEMS: Mutex<Option<HashMap<i64, Vec<LineItem>>>> = Mutex::new(None);
 
@@ -45,30 +82,14 @@ mod caches_items {
         customer_id: i64,
         page_size: i64,
     ) -> sqlx::Result<Vec<OrderView>> {
-        let orders: Vec<OrderRow> = sqlx::query_as(
-            "SELECT id, placed_at, status, total_cents FROM orders
-             WHERE customer_id = $1 ORDER BY placed_at DESC LIMIT $2",
-        )
-        .bind(customer_id)
-        .bind(page_size)
-        .fetch_all(pool)
-        .await?;
+        let orders = shipped::page_orders(pool, customer_id, page_size).await?;
         let mut page = Vec::with_capacity(orders.len());
         for order in orders {
             if let Some(items) = cached(order.id) {
                 page.push(order.with_items(items));
                 continue;
             }
-            let rows: Vec<LineItemRow> = sqlx::query_as(
-                "SELECT i.order_id, i.line_no, i.product_id, p.name AS product_name,
-                        i.quantity, i.unit_price_cents
-                 FROM order_items i JOIN products p ON p.id = i.product_id
-                 WHERE i.order_id = $1 ORDER BY i.line_no",
-            )
-            .bind(order.id)
-            .fetch_all(pool)
-            .await?;
-            let items: Vec<LineItem> = rows.into_iter().map(LineItemRow::into_item).collect();
+            let items = shipped::order_items(pool, order.id).await?;
             remember(order.id, &items);
             page.push(order.with_items(items));
         }
@@ -91,21 +112,15 @@ async fn caching_the_items_is_not_a_fix() {
 mod fetches_the_whole_history {
     use std::collections::HashMap;
 
-    use crate::{LineItem, LineItemRow, OrderRow, OrderView, PgPool};
+    use super::shipped;
+    use crate::{LineItem, LineItemRow, OrderView, PgPool};
 
     pub async fn order_page(
         pool: &PgPool,
         customer_id: i64,
         page_size: i64,
     ) -> sqlx::Result<Vec<OrderView>> {
-        let orders: Vec<OrderRow> = sqlx::query_as(
-            "SELECT id, placed_at, status, total_cents FROM orders
-             WHERE customer_id = $1 ORDER BY placed_at DESC LIMIT $2",
-        )
-        .bind(customer_id)
-        .bind(page_size)
-        .fetch_all(pool)
-        .await?;
+        let orders = shipped::page_orders(pool, customer_id, page_size).await?;
         let rows: Vec<LineItemRow> = sqlx::query_as(
             "SELECT i.order_id, i.line_no, i.product_id, p.name AS product_name,
                     i.quantity, i.unit_price_cents
@@ -141,32 +156,18 @@ async fn fetching_the_whole_history_is_not_a_fix() {
 mod runs_them_concurrently {
     use futures::future::try_join_all;
 
-    use crate::{LineItemRow, OrderRow, OrderView, PgPool};
+    use super::shipped;
+    use crate::{OrderView, PgPool};
 
     pub async fn order_page(
         pool: &PgPool,
         customer_id: i64,
         page_size: i64,
     ) -> sqlx::Result<Vec<OrderView>> {
-        let orders: Vec<OrderRow> = sqlx::query_as(
-            "SELECT id, placed_at, status, total_cents FROM orders
-             WHERE customer_id = $1 ORDER BY placed_at DESC LIMIT $2",
-        )
-        .bind(customer_id)
-        .bind(page_size)
-        .fetch_all(pool)
-        .await?;
+        let orders = shipped::page_orders(pool, customer_id, page_size).await?;
         try_join_all(orders.into_iter().map(|order| async move {
-            let rows: Vec<LineItemRow> = sqlx::query_as(
-                "SELECT i.order_id, i.line_no, i.product_id, p.name AS product_name,
-                        i.quantity, i.unit_price_cents
-                 FROM order_items i JOIN products p ON p.id = i.product_id
-                 WHERE i.order_id = $1 ORDER BY i.line_no",
-            )
-            .bind(order.id)
-            .fetch_all(pool)
-            .await?;
-            Ok(order.with_items(rows.into_iter().map(LineItemRow::into_item).collect()))
+            let items = shipped::order_items(pool, order.id).await?;
+            Ok(order.with_items(items))
         }))
         .await
     }
