@@ -460,11 +460,8 @@ impl RunDatabase {
     /// that has been running for a while: connecting is not part of what a
     /// run measures.
     pub async fn pool(&self, settings: PoolSettings) -> Result<PgPool> {
-        let pool = open_pool(self.inner.options.clone(), settings).await?;
-        if let Some(pools) = &self.pools {
-            pools.register_postgres(&pool, settings);
-        }
-        Ok(pool)
+        self.registered_pool(self.inner.options.clone(), settings)
+            .await
     }
 
     /// Builds the variant's pool, as [`RunDatabase::pool`] does, behind a
@@ -488,7 +485,17 @@ impl RunDatabase {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(proxy);
-        let pool = open_pool(through, settings).await?;
+        self.registered_pool(through, settings).await
+    }
+
+    /// A warm pool on `options`, remembered in the run's registry so its
+    /// settings are read back at the end.
+    async fn registered_pool(
+        &self,
+        options: PgConnectOptions,
+        settings: PoolSettings,
+    ) -> Result<PgPool> {
+        let pool = open_pool(options, settings).await?;
         if let Some(pools) = &self.pools {
             pools.register_postgres(&pool, settings);
         }
