@@ -78,8 +78,14 @@ fn proxy_error(detail: String) -> HarnessError {
 async fn accept(listener: TcpListener, upstream: (String, u16), delay: Duration) {
     let mut connections = JoinSet::new();
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(error) => {
+                // Out of file descriptors, say: wait a little instead of spinning.
+                tracing::warn!("latency proxy: accepting a connection failed: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let upstream = upstream.clone();
         connections.spawn(async move {
@@ -143,7 +149,8 @@ async fn deliver(
     mut server: OwnedWriteHalf,
 ) {
     while let Some((due, bytes)) = arrivals.recv().await {
-        // A timer rounds up to the next millisecond tick: only wait when due.
+        // A timer fires on the next millisecond tick at the earliest: skip it
+        // for a chunk that is already due.
         if due > Instant::now() {
             tokio::time::sleep_until(due).await;
         }
