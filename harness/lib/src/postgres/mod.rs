@@ -22,7 +22,7 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::OnceCell;
 
 pub use plan::{Plan, PlanNode};
-pub use probes::{ActivityRow, LogEntry, LogMark, StatementStats, StatementTotals};
+pub use probes::{lock_waits_on, ActivityRow, LogEntry, LogMark, StatementStats, StatementTotals};
 pub use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::error::{HarnessError, Result};

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, Row};
 
-use super::{PgPool, Plan, RunDatabase};
+use super::{PgConnection, PgPool, Plan, RunDatabase};
 use crate::error::{HarnessError, Result};
 
 /// One row of `pg_stat_statements` for the run's database.
@@ -159,6 +159,49 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+impl ActivityRow {
+    /// Every other client backend connected to `conn`'s database, longest in
+    /// its state first (on a connection the caller keeps, for samplers).
+    pub async fn read(conn: &mut PgConnection) -> Result<Vec<ActivityRow>> {
+        let rows = sqlx::query(
+            "SELECT pid, state,
+                    CASE WHEN wait_event IS NULL THEN NULL ELSE wait_event_type || '/' || wait_event END AS wait_event,
+                    (EXTRACT(EPOCH FROM now() - xact_start) * 1000)::float8 AS transaction_ms,
+                    (EXTRACT(EPOCH FROM now() - state_change) * 1000)::float8 AS state_ms,
+                    query
+             FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+             ORDER BY state_change",
+        )
+        .fetch_all(conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_activity"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ActivityRow {
+                pid: row.get("pid"),
+                state: row.get("state"),
+                wait_event: row.get("wait_event"),
+                transaction_ms: row.get("transaction_ms"),
+                state_ms: row.get("state_ms"),
+                query: row.get("query"),
+            })
+            .collect())
+    }
+}
+
+/// How many lock requests in `conn`'s database are waiting right now
+/// (`pg_locks`), on a connection the caller keeps.
+pub async fn lock_waits_on(conn: &mut PgConnection) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+         WHERE NOT l.granted AND a.datname = current_database()",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(HarnessError::postgres("reading pg_locks"))
+}
+
 impl RunDatabase {
     /// Whether `pg_stat_statements` is loaded on this server.
     pub fn has_statement_stats(&self) -> bool {
@@ -253,42 +296,67 @@ impl RunDatabase {
     /// Every other backend connected to this database, longest in its state first.
     pub async fn activity(&self) -> Result<Vec<ActivityRow>> {
         let mut conn = self.probe_connection().await?;
-        let rows = sqlx::query(
-            "SELECT pid, state,
-                    CASE WHEN wait_event IS NULL THEN NULL ELSE wait_event_type || '/' || wait_event END AS wait_event,
-                    (EXTRACT(EPOCH FROM now() - xact_start) * 1000)::float8 AS transaction_ms,
-                    (EXTRACT(EPOCH FROM now() - state_change) * 1000)::float8 AS state_ms,
-                    query
-             FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-             ORDER BY state_change",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .map_err(HarnessError::postgres("reading pg_stat_activity"))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| ActivityRow {
-                pid: row.get("pid"),
-                state: row.get("state"),
-                wait_event: row.get("wait_event"),
-                transaction_ms: row.get("transaction_ms"),
-                state_ms: row.get("state_ms"),
-                query: row.get("query"),
-            })
-            .collect())
+        ActivityRow::read(&mut conn).await
     }
 
     /// How many lock requests in this database are waiting right now (`pg_locks`).
     pub async fn lock_waits(&self) -> Result<i64> {
         let mut conn = self.probe_connection().await?;
-        sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-             WHERE NOT l.granted AND a.datname = current_database()",
-        )
-        .fetch_one(&mut conn)
+        lock_waits_on(&mut conn).await
+    }
+
+    /// Ends every connection to this database but the harness's probes, and
+    /// waits (at most `limit`) until they are gone: a backend reports the
+    /// last of its statistics (`pg_stat_database`) as it exits. For after a
+    /// run's pools have closed — a pool may leave a connection behind that
+    /// was being returned as it closed.
+    ///
+    /// Returns whether they were all gone in time.
+    pub async fn end_backends(&self, limit: Duration) -> Result<bool> {
+        let mut conn = self.probe_connection().await?;
+        let others = "datname = current_database() AND pid <> pg_backend_pid()
+                      AND backend_type = 'client backend' AND application_name <> 'debuglab-probe'";
+        sqlx::query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"
+        ))
+        .execute(&mut conn)
         .await
-        .map_err(HarnessError::postgres("reading pg_locks"))
+        .map_err(HarnessError::postgres("ending the run's connections"))?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let left: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE {others}"
+            ))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::postgres("reading pg_stat_activity"))?;
+            if left == 0 {
+                return Ok(true);
+            }
+            if started.elapsed() > limit {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Makes PostgreSQL look for a deadlock after a lock has been waited on
+    /// for `timeout` (`deadlock_timeout`, one second by default) in
+    /// connections opened afterwards: a run of a few seconds sees every
+    /// deadlock resolved, not a handful of one-second stalls.
+    pub async fn detect_deadlocks_after(&self, timeout: Duration) -> Result<()> {
+        let mut conn = self.probe_connection().await?;
+        conn.execute(
+            format!(
+                r#"ALTER DATABASE "{}" SET deadlock_timeout = '{}ms'"#,
+                self.name(),
+                timeout.as_millis()
+            )
+            .as_str(),
+        )
+        .await
+        .map_err(HarnessError::postgres("setting deadlock_timeout"))?;
+        Ok(())
     }
 
     /// Transactions committed and rolled back in this database so far
@@ -299,6 +367,23 @@ impl RunDatabase {
             .fetch_one(&mut conn)
             .await
             .map_err(HarnessError::postgres("reading pg_stat_database"))
+    }
+
+    /// Deadlocks PostgreSQL has detected in this database so far
+    /// (`pg_stat_database.deadlocks`): counted by the server, whatever the
+    /// clients did with the errors.
+    ///
+    /// A backend reports its count when it next flushes its statistics (at
+    /// most once a second while busy, and always when it exits), so read it
+    /// after the run's connections have closed.
+    pub async fn deadlocks(&self) -> Result<i64> {
+        let mut conn = self.probe_connection().await?;
+        sqlx::query_scalar(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_database"))
     }
 
     /// The definitions of the indexes on `table` (`CREATE INDEX … ON …`), by name.
