@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
-use debuglab_harness::postgres::{PgConnection, RunDatabase};
+use debuglab_harness::postgres::{lock_waits_on, PgConnection, RunDatabase};
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::{HarnessError, Result, RunContext};
@@ -167,13 +167,7 @@ async fn read_sample(
         .unwrap_or(0);
     let (tips, cents) = read_wallet(pg).await?;
     sample.stores = Stores { likes, tips, cents };
-    sample.lock_waits = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-         WHERE NOT l.granted AND a.datname = current_database()",
-    )
-    .fetch_one(pg)
-    .await
-    .map_err(HarnessError::postgres("reading pg_locks"))?;
+    sample.lock_waits = lock_waits_on(pg).await?;
     Ok(sample)
 }
 
