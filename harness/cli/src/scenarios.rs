@@ -11,6 +11,7 @@ pub fn all() -> Vec<&'static dyn Scenario> {
         &listener_leak::SCENARIO,
         &unbounded_cache::SCENARIO,
         &n_plus_one::SCENARIO,
+        &lock_deadlock::SCENARIO,
     ]
 }
 

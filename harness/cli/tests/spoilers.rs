@@ -16,6 +16,7 @@ fn scenarios() -> Vec<&'static ScenarioInfo> {
         listener_leak::SCENARIO.info(),
         unbounded_cache::SCENARIO.info(),
         n_plus_one::SCENARIO.info(),
+        lock_deadlock::SCENARIO.info(),
     ]
 }
 
