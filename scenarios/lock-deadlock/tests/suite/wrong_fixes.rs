@@ -14,6 +14,45 @@ async fn judge(code: Code) -> Report {
     judge_candidate(LockDeadlock::with_candidate(code)).await
 }
 
+/// The statements of the transfer as it shipped, for the wrong fixes that
+/// keep them and change what is around them.
+mod shipped {
+    use debuglab_harness::postgres::PgConnection;
+
+    use crate::{Transfer, TransferError};
+
+    /// Adds `cents` (negative: takes) to `account`'s balance.
+    pub async fn change(
+        conn: &mut PgConnection,
+        account: i64,
+        cents: i64,
+    ) -> Result<(), TransferError> {
+        let updated = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+            .bind(cents)
+            .bind(account)
+            .execute(conn)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(TransferError::UnknownAccount(account));
+        }
+        Ok(())
+    }
+
+    /// Writes `transfer` to the ledger.
+    pub async fn record(conn: &mut PgConnection, transfer: &Transfer) -> Result<(), TransferError> {
+        sqlx::query(
+            "INSERT INTO transfers (id, from_account, to_account, amount_cents) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(transfer.id)
+        .bind(transfer.from)
+        .bind(transfer.to)
+        .bind(transfer.amount_cents)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
 /// "Deadlocks are transient, just retry": the transfer as it shipped, tried
 /// again whenever PostgreSQL aborts it with `deadlock detected`.
 mod retries_on_deadlock {
@@ -49,36 +88,16 @@ async fn retrying_on_deadlock_is_not_a_fix() {
 /// "Never hold two locks": the debit in one transaction, the credit and the
 /// ledger in another.
 mod two_transactions {
+    use super::shipped;
     use crate::{fraud_check, PgPool, Transfer, TransferError};
 
     pub async fn transfer(pool: &PgPool, transfer: Transfer) -> Result<(), TransferError> {
-        let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
-            .bind(transfer.amount_cents)
-            .bind(transfer.from)
-            .execute(pool)
-            .await?;
-        if debited.rows_affected() == 0 {
-            return Err(TransferError::UnknownAccount(transfer.from));
-        }
+        let mut conn = pool.acquire().await?;
+        shipped::change(&mut conn, transfer.from, -transfer.amount_cents).await?;
         fraud_check(&transfer).await;
         let mut tx = pool.begin().await?;
-        let credited = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-            .bind(transfer.amount_cents)
-            .bind(transfer.to)
-            .execute(&mut *tx)
-            .await?;
-        if credited.rows_affected() == 0 {
-            return Err(TransferError::UnknownAccount(transfer.to));
-        }
-        sqlx::query(
-            "INSERT INTO transfers (id, from_account, to_account, amount_cents) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(transfer.id)
-        .bind(transfer.from)
-        .bind(transfer.to)
-        .bind(transfer.amount_cents)
-        .execute(&mut *tx)
-        .await?;
+        shipped::change(&mut tx, transfer.to, transfer.amount_cents).await?;
+        shipped::record(&mut tx, &transfer).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -121,38 +140,17 @@ async fn taking_turns_in_the_process_is_not_a_fix() {
 mod serializable {
     use sqlx::Executor;
 
+    use super::shipped;
     use crate::{fraud_check, PgPool, Transfer, TransferError};
 
     pub async fn transfer(pool: &PgPool, transfer: Transfer) -> Result<(), TransferError> {
         let mut tx = pool.begin().await?;
         tx.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
             .await?;
-        let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2")
-            .bind(transfer.amount_cents)
-            .bind(transfer.from)
-            .execute(&mut *tx)
-            .await?;
-        if debited.rows_affected() == 0 {
-            return Err(TransferError::UnknownAccount(transfer.from));
-        }
+        shipped::change(&mut tx, transfer.from, -transfer.amount_cents).await?;
         fraud_check(&transfer).await;
-        let credited = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-            .bind(transfer.amount_cents)
-            .bind(transfer.to)
-            .execute(&mut *tx)
-            .await?;
-        if credited.rows_affected() == 0 {
-            return Err(TransferError::UnknownAccount(transfer.to));
-        }
-        sqlx::query(
-            "INSERT INTO transfers (id, from_account, to_account, amount_cents) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(transfer.id)
-        .bind(transfer.from)
-        .bind(transfer.to)
-        .bind(transfer.amount_cents)
-        .execute(&mut *tx)
-        .await?;
+        shipped::change(&mut tx, transfer.to, transfer.amount_cents).await?;
+        shipped::record(&mut tx, &transfer).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,6 +184,7 @@ async fn blocking_the_thread_is_stopped_and_judged_within_the_budget() {
 /// Another correct fix: the same statements, the lower account id updated
 /// first, whichever of debit and credit that is.
 mod lower_id_first {
+    use super::shipped;
     use crate::{fraud_check, PgPool, Transfer, TransferError};
 
     pub async fn transfer(pool: &PgPool, transfer: Transfer) -> Result<(), TransferError> {
@@ -195,28 +194,13 @@ mod lower_id_first {
             (transfer.to, transfer.amount_cents),
         ];
         moves.sort_by_key(|(account, _)| *account);
-        for (account, change) in moves {
-            let updated = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-                .bind(change)
-                .bind(account)
-                .execute(&mut *tx)
-                .await?;
-            if updated.rows_affected() == 0 {
-                return Err(TransferError::UnknownAccount(account));
-            }
-            if change < 0 {
+        for (account, cents) in moves {
+            shipped::change(&mut tx, account, cents).await?;
+            if cents < 0 {
                 fraud_check(&transfer).await;
             }
         }
-        sqlx::query(
-            "INSERT INTO transfers (id, from_account, to_account, amount_cents) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(transfer.id)
-        .bind(transfer.from)
-        .bind(transfer.to)
-        .bind(transfer.amount_cents)
-        .execute(&mut *tx)
-        .await?;
+        shipped::record(&mut tx, &transfer).await?;
         tx.commit().await?;
         Ok(())
     }
