@@ -31,6 +31,7 @@
 //! A scenario implements [`Scenario`]; [`run()`] runs one of its variants.
 
 pub mod alloc;
+pub mod cpu;
 pub mod docker;
 pub mod error;
 pub mod guard;
