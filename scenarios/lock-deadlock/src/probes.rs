@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use debuglab_harness::postgres::{
     lock_waits_on, ActivityRow, LogEntry, LogMark, PgConnection, RunDatabase,
 };
@@ -282,6 +283,11 @@ pub async fn check_books(
     .fetch_all(&mut conn)
     .await
     .map_err(HarnessError::postgres("reading the ledger"))?;
+    let span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT min(created_at), max(created_at) FROM transfers")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(HarnessError::postgres("reading the ledger's times"))?;
     let ledger: Vec<Transfer> = ledger
         .into_iter()
         .map(|(id, from, to, amount_cents)| Transfer {
@@ -304,7 +310,13 @@ pub async fn check_books(
         .filter_map(|r| r.result.as_ref().ok())
         .map(|(t, _)| t.id)
         .collect();
-    Ok(compare_books(seed, &balances, &ledger, &applied, &answered))
+    let mut books = compare_books(seed, &balances, &ledger, &applied, &answered);
+    // The server's own clock: how long the applied transfers took to land.
+    books.ledger_span_ms = match span {
+        (Some(first), Some(last)) => (last - first).num_microseconds().unwrap_or(0) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    Ok(books)
 }
 
 /// The comparison [`check_books`] makes, from the figures alone: `applied`
@@ -377,6 +389,19 @@ pub fn compare_books(
         }
     }
     books
+}
+
+/// `354 ledger rows, written over 1,210 ms (292 a second)`.
+fn ledger_rows(books: &Books) -> String {
+    if books.ledger_span_ms <= 0.0 {
+        return books.ledger_rows.to_string();
+    }
+    format!(
+        "{} (written over {} ms by the server's clock, {:.0} a second)",
+        books.ledger_rows,
+        grouped(books.ledger_span_ms),
+        books.ledger_rows as f64 / books.ledger_span_ms * 1000.0
+    )
 }
 
 /// `1,234.56`.
@@ -537,7 +562,7 @@ fn record_books(ctx: &RunContext, books: &Books) {
          ledger, {} rows for transfers not applied, {} rows unlike the transfer asked for",
         cents(books.money_cents),
         cents(TOTAL_CENTS),
-        books.ledger_rows,
+        ledger_rows(books),
         books.unbalanced_accounts,
         books.missing,
         books.extra,

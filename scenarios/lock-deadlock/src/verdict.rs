@@ -67,6 +67,8 @@ pub struct Books {
     pub money_cents: i64,
     /// Rows in the ledger.
     pub ledger_rows: usize,
+    /// From the first ledger row to the last, by the server's clock (shown, not judged).
+    pub ledger_span_ms: f64,
     /// Accounts whose balance is not their opening balance plus the
     /// ledger's credits minus its debits.
     pub unbalanced_accounts: usize,
