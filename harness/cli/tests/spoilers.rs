@@ -17,6 +17,7 @@ fn scenarios() -> Vec<&'static ScenarioInfo> {
         unbounded_cache::SCENARIO.info(),
         n_plus_one::SCENARIO.info(),
         lock_deadlock::SCENARIO.info(),
+        blocked_runtime::SCENARIO.info(),
     ]
 }
 
