@@ -148,6 +148,12 @@ enum Command {
         /// Also remove containers of debuglab processes that are still running.
         #[arg(long)]
         all: bool,
+        /// Instead, remove what ended debuglab processes left on the servers
+        /// named by DEBUGLAB_POSTGRES_URL and DEBUGLAB_REDIS_URL: databases
+        /// named `debuglab_<session>_…` and leased Redis indexes, never
+        /// anything else, nor anything of a process still running.
+        #[arg(long, conflicts_with = "all")]
+        server: bool,
     },
 }
 
@@ -330,7 +336,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Stress { runs, load, format } => {
             lab::stress(runs, load, format == Format::Json).await
         }
-        Command::Clean { all } => clean(all).await,
+        Command::Clean { server: true, .. } => clean_servers().await,
+        Command::Clean { all, .. } => clean(all).await,
         Command::Replica { .. } | Command::Exercise { .. } | Command::Spin { .. } => {
             unreachable!("internal commands are dispatched before the runtime starts")
         }
@@ -406,6 +413,24 @@ async fn clean(all: bool) -> anyhow::Result<ExitCode> {
             "left {} container(s) of debuglab processes still running ({}); `debuglab clean --all` removes them too",
             summary.still_in_use.len(),
             summary.still_in_use.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `debuglab clean --server`: removes what ended runs left on servers named by URL.
+async fn clean_servers() -> anyhow::Result<ExitCode> {
+    let summary = debuglab_harness::external::remove_server_leftovers().await?;
+    println!(
+        "removed {} debuglab database(s) and released {} Redis database(s) on {}",
+        summary.databases.len(),
+        summary.redis_databases.len(),
+        summary.servers.join(" and ")
+    );
+    if summary.sessions_alive > 0 {
+        println!(
+            "left what {} debuglab session(s) still running hold",
+            summary.sessions_alive
         );
     }
     Ok(ExitCode::SUCCESS)

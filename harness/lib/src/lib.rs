@@ -25,8 +25,10 @@
 //! - **exercises** ([`runner`]): the learner's code runs in a binary of its
 //!   own, never compiled into a library; [`live`] keeps a workload going
 //!   while the learner investigates;
-//! - **clean-up** ([`session`]): every container carries the `debuglab` label
-//!   and is removed when the process ends, however it ends.
+//! - **clean-up** ([`session`], [`external`]): every container carries the
+//!   `debuglab` label and is removed when the process ends, however it ends;
+//!   on servers named by URL, what a process made goes when it ends, and
+//!   `debuglab clean --server` removes what killed processes left.
 //!
 //! A scenario implements [`Scenario`]; [`run()`] runs one of its variants.
 
@@ -34,6 +36,7 @@ pub mod alloc;
 pub mod cpu;
 pub mod docker;
 pub mod error;
+pub mod external;
 pub mod guard;
 pub mod investigate;
 pub mod latency;
@@ -78,9 +81,10 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
-/// Removes this process's containers now; the CLI calls it before it exits.
+/// Removes what this process made, on its containers and on servers named
+/// by URL, now; the CLI calls it before it exits.
 ///
 /// Tests need not call it: the session's exit hook does the same.
 pub fn shutdown() {
-    session::remove_session_containers();
+    session::end();
 }

@@ -13,9 +13,10 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::error::{HarnessError, Result};
 use crate::pools::PoolRegistry;
 use crate::service::{
-    env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
+    env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
+    ServiceContainer,
 };
-use crate::{redact, PoolSettings};
+use crate::{redact, session, PoolSettings};
 
 /// How long a server may take to answer `PING`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,6 +35,10 @@ pub struct RedisServer {
     /// The harness's own container, kept for the life of the process (dropping
     /// it would remove the container); `None` for a server named by URL.
     container: Option<ServiceContainer>,
+    /// On a server named by URL, a connection to database 0 held for the
+    /// life of the process, named after the session: it says the session is
+    /// alive and claims database indexes (see [`crate::external`]).
+    presence: Option<MultiplexedConnection>,
     free_databases: Mutex<Vec<i64>>,
     available: Semaphore,
 }
@@ -45,22 +50,53 @@ pub async fn server() -> Result<&'static RedisServer> {
     SERVER.get_or_try_init(RedisServer::start).await
 }
 
+/// The process's server if it was named by URL and has been used.
+pub(crate) fn started_external() -> Option<&'static RedisServer> {
+    SERVER.get().filter(|server| server.container.is_none())
+}
+
+/// Connection details and a masked description of the server at `url`.
+pub(crate) fn url_info(url: &str) -> Result<(ConnectionInfo, String)> {
+    crate::postgres::register_url_password(url);
+    let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(|error| {
+        HarnessError::InvalidSetting {
+            var: "DEBUGLAB_REDIS_URL",
+            detail: redact::redact(&error.to_string()),
+        }
+    })?;
+    Ok((
+        ConnectionInfo::from(info),
+        format!("the server at {}", redact::redact(url)),
+    ))
+}
+
+/// Opens this session's presence connection to database 0 (on the harness's
+/// runtime: a multiplexed connection lives as long as the runtime that
+/// drives it) and registers the clean-up at exit.
+async fn open_presence(base: &ConnectionInfo) -> Result<MultiplexedConnection> {
+    let mut info = base.clone();
+    info.redis.db = 0;
+    let conn = on_harness_runtime(async move {
+        let mut conn = open_connection(info).await?;
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(crate::external::presence_name())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok::<_, redis::RedisError>(conn)
+    })
+    .await
+    .map_err(HarnessError::redis("opening the session's connection"))?;
+    session::on_exit(crate::external::clean_up_at_exit);
+    Ok(conn)
+}
+
 impl RedisServer {
     async fn start() -> Result<RedisServer> {
         let (base, description, container) = match env_setting(Service::Redis.url_env_var()) {
             Some(url) => {
-                crate::postgres::register_url_password(&url);
-                let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(
-                    |error| HarnessError::InvalidSetting {
-                        var: "DEBUGLAB_REDIS_URL",
-                        detail: redact::redact(&error.to_string()),
-                    },
-                )?;
-                (
-                    ConnectionInfo::from(info),
-                    format!("the server at {}", redact::redact(&url)),
-                    None,
-                )
+                let (info, description) = url_info(&url)?;
+                (info, description, None)
             }
             None => {
                 let password = random_password();
@@ -121,10 +157,15 @@ impl RedisServer {
             .unwrap_or(16);
         let free: Vec<i64> = (1..databases).rev().collect();
         tracing::info!(server = %description, databases, "Redis ready");
+        let presence = match container {
+            Some(_) => None,
+            None => Some(open_presence(&base).await?),
+        };
         Ok(RedisServer {
             base,
             description,
             container,
+            presence,
             available: Semaphore::new(free.len()),
             free_databases: Mutex::new(free),
         })
@@ -164,14 +205,41 @@ impl RedisServer {
                 inner: Arc::new(RedisInner { server: self, db }),
                 pools: None,
             };
-            if self.container.is_some() || run.dbsize().await? == 0 {
+            let Some(presence) = &self.presence else {
+                return Ok(run);
+            };
+            if self.claim(presence.clone(), &run).await? {
                 return Ok(run);
             }
-            tracing::warn!(
-                db,
-                "Redis database {db} is not empty; the lab leaves it alone"
-            );
         }
+    }
+
+    /// Claims `run`'s index on a server named by URL: only an index no other
+    /// session holds and that is empty, so the lab never flushes data it did
+    /// not write. An index refused now is not offered again in this process.
+    async fn claim(&self, mut presence: MultiplexedConnection, run: &RunRedis) -> Result<bool> {
+        let db = run.db();
+        if !crate::external::claim_redis_database(&mut presence, db).await? {
+            tracing::info!(
+                db,
+                "Redis database {db} is leased by another debuglab process"
+            );
+            return Ok(false);
+        }
+        if run.dbsize().await? == 0 {
+            return Ok(true);
+        }
+        crate::external::unclaim_redis_database(&mut presence, db).await?;
+        tracing::warn!(
+            db,
+            "Redis database {db} is not empty; the lab leaves it alone"
+        );
+        Ok(false)
+    }
+
+    /// Connection details of the server, for the harness's own clean-up.
+    pub(crate) fn base_info(&self) -> &ConnectionInfo {
+        &self.base
     }
 }
 

@@ -33,12 +33,14 @@ pub const SERVICE_LABEL: &str = "debuglab.service";
 /// How long a normal exit waits for the watcher to remove the containers.
 const EXIT_CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
-/// This process's session id: short, unique enough, and safe in database names.
+/// This process's session id: ten lowercase hex digits, unique enough, and
+/// safe in database names. The fixed width lets `debuglab clean --server`
+/// recognise debuglab's databases by their prefix alone ([`crate::external`]).
 pub fn id() -> &'static str {
     static ID: LazyLock<String> = LazyLock::new(|| {
         let random: u32 = rand::random();
         format!(
-            "{:x}{:06x}",
+            "{:04x}{:06x}",
             std::process::id() & 0xffff,
             random & 0xff_ffff
         )
@@ -161,7 +163,10 @@ pub fn remove_session_containers() {
 
 /// Leaves this session's containers running after the process ends, for
 /// investigation (`debuglab run --keep`); `debuglab clean` removes them later.
+/// What the session made on servers named by URL stays too, until
+/// `debuglab clean --server`.
 pub fn keep_containers() {
+    lock(&EXIT_CLEANUPS).clear();
     let taken = WATCHER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -173,10 +178,38 @@ pub fn keep_containers() {
     let _ = watcher.child.wait();
 }
 
+/// Clean-ups that must run before the process ends, however it ends short
+/// of being killed: what a session made on servers it did not start.
+static EXIT_CLEANUPS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `cleanup` once when the process ends: at [`end`] (the CLI's exit and
+/// Ctrl-C) or from the exit hook (a test program's end, a panic that leaves
+/// `main`).
+pub(crate) fn on_exit(cleanup: fn()) {
+    lock(&EXIT_CLEANUPS).push(cleanup);
+    register_exit_hook();
+}
+
+/// Everything this session leaves behind goes now: what it made on servers
+/// named by URL, then its containers. Safe to call more than once.
+pub fn end() {
+    let cleanups = std::mem::take(&mut *lock(&EXIT_CLEANUPS));
+    for cleanup in cleanups {
+        cleanup();
+    }
+    remove_session_containers();
+}
+
 fn register_exit_hook() {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     extern "C" fn at_exit() {
-        remove_session_containers();
+        end();
     }
     REGISTERED.call_once(|| {
         // SAFETY: `atexit` only records a function pointer; `at_exit` is an

@@ -29,7 +29,8 @@ use crate::error::{HarnessError, Result};
 use crate::latency::LatencyProxy;
 use crate::pools::PoolRegistry;
 use crate::service::{
-    env_setting, random_password, start_container, ContainerSpec, Service, ServiceContainer,
+    env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
+    ServiceContainer,
 };
 use crate::{progress, redact, session, PoolSettings};
 
@@ -143,6 +144,10 @@ pub struct PostgresServer {
     next_database: AtomicU64,
     /// Kept for the life of the process: dropping it would remove the container.
     _container: Option<ServiceContainer>,
+    /// On a server named by URL, a connection held open for the life of the
+    /// process: it tells `debuglab clean --server` this session is alive
+    /// (see [`crate::external`]).
+    _presence: Option<Mutex<PgConnection>>,
 }
 
 static SERVER: OnceCell<PostgresServer> = OnceCell::const_new();
@@ -152,24 +157,42 @@ pub async fn server() -> Result<&'static PostgresServer> {
     SERVER.get_or_try_init(PostgresServer::start).await
 }
 
+/// The process's server if it was named by URL and has been used.
+pub(crate) fn started_external() -> Option<&'static PostgresServer> {
+    SERVER.get().filter(|server| server._container.is_none())
+}
+
+/// Connection options and a masked description of the server at `url`.
+pub(crate) fn url_options(url: &str) -> Result<(PgConnectOptions, String)> {
+    register_url_password(url);
+    let options =
+        PgConnectOptions::from_str(url).map_err(|error| HarnessError::InvalidSetting {
+            var: "DEBUGLAB_POSTGRES_URL",
+            detail: redact::redact(&error.to_string()),
+        })?;
+    Ok((options, format!("the server at {}", redact::redact(url))))
+}
+
+/// Opens this session's presence connection (on the harness's runtime, which
+/// lives as long as the process) and registers the clean-up at exit.
+async fn open_presence(base: &PgConnectOptions) -> Result<PgConnection> {
+    let options = base
+        .clone()
+        .application_name(&crate::external::presence_name());
+    let conn = on_harness_runtime(async move { options.connect().await })
+        .await
+        .map_err(HarnessError::postgres("opening the session's connection"))?;
+    session::on_exit(crate::external::clean_up_at_exit);
+    Ok(conn)
+}
+
 impl PostgresServer {
     async fn start() -> Result<PostgresServer> {
         let (base_options, url_base, description, container) =
             match env_setting(Service::Postgres.url_env_var()) {
                 Some(url) => {
-                    register_url_password(&url);
-                    let options = PgConnectOptions::from_str(&url).map_err(|error| {
-                        HarnessError::InvalidSetting {
-                            var: "DEBUGLAB_POSTGRES_URL",
-                            detail: redact::redact(&error.to_string()),
-                        }
-                    })?;
-                    (
-                        options,
-                        url_base_of(&url),
-                        format!("the server at {}", redact::redact(&url)),
-                        None,
-                    )
+                    let (options, description) = url_options(&url)?;
+                    (options, url_base_of(&url), description, None)
                 }
                 None => {
                     let password = random_password();
@@ -214,6 +237,10 @@ impl PostgresServer {
         let mut admin = connect_when_ready(&base_options, &description, ready_timeout).await?;
         let capabilities = Capabilities::detect(&mut admin).await?;
         tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
+        let presence = match container {
+            Some(_) => None,
+            None => Some(Mutex::new(open_presence(&base_options).await?)),
+        };
         Ok(PostgresServer {
             base_options,
             url_base,
@@ -223,7 +250,13 @@ impl PostgresServer {
             copying: tokio::sync::Mutex::new(()),
             next_database: AtomicU64::new(1),
             _container: container,
+            _presence: presence,
         })
+    }
+
+    /// Options for the maintenance database, for the harness's own clean-up.
+    pub(crate) fn base_options(&self) -> &PgConnectOptions {
+        &self.base_options
     }
 
     /// Where the server is, with any password masked.
@@ -255,7 +288,9 @@ impl PostgresServer {
         template: Option<&'static DatabaseTemplate>,
     ) -> Result<RunDatabase> {
         let number = self.next_database.fetch_add(1, Ordering::Relaxed);
-        let name = identifier(&format!("debuglab_{label}_{}_{number}", session::id()));
+        let name = identifier(&crate::external::database_name(&format!(
+            "{label}_{number}"
+        )));
         let mut admin = self.admin().await?;
         match template {
             Some(template) => {
@@ -314,7 +349,10 @@ impl PostgresServer {
     }
 
     async fn seed_template(&'static self, template: &'static DatabaseTemplate) -> Result<String> {
-        let name = identifier(&format!("debuglab_tpl_{}_{}", template.name, session::id()));
+        let name = identifier(&crate::external::database_name(&format!(
+            "tpl_{}",
+            template.name
+        )));
         let _step = progress::step(format!("{} (once per process)", template.description));
         let mut admin = self.admin().await?;
         admin
@@ -646,8 +684,8 @@ mod tests {
     #[test]
     fn identifiers_are_safe() {
         assert_eq!(
-            identifier("debuglab_slow-query_buggy_1a2b_3"),
-            "debuglab_slow_query_buggy_1a2b_3"
+            identifier("debuglab_1a2b_slow-query_buggy_3"),
+            "debuglab_1a2b_slow_query_buggy_3"
         );
         assert_eq!(identifier(&"x".repeat(80)).len(), 63);
     }

@@ -1,0 +1,402 @@
+//! Servers debuglab did not start end as they began.
+//!
+//! An instructor may point a whole class at one PostgreSQL and one Redis
+//! (`DEBUGLAB_POSTGRES_URL`, `DEBUGLAB_REDIS_URL`). On such a server a
+//! `debuglab` process makes only things it can recognise and remove:
+//!
+//! * **PostgreSQL databases** named `debuglab_<session>_…`, `<session>` being
+//!   the process's ten-hex-digit [`session::id`]: each run's database
+//!   (`debuglab_<session>_<scenario>_<variant>_<n>`) and each template
+//!   (`debuglab_<session>_tpl_<template>`). No roles, no other objects
+//!   outside those databases.
+//! * **Redis database indexes**, claimed with a key in database 0,
+//!   `debuglab:lease:<index>` = `<session>`, set with `NX` so that two
+//!   processes never lease the same index, and only when the index is empty.
+//!   Everything in a leased index was written by debuglab.
+//!
+//! **Templates are per process, not reused across runs.** A seeded template is
+//! dropped with the process that seeded it, so a server never holds more than
+//! one copy per running process, and none once the class stops. Reusing
+//! templates across processes, keyed by schema and seed version, would save a
+//! few seconds of seeding per process, but a seed is Rust code whose version an
+//! author must remember to bump: a stale template would make a scenario judge
+//! yesterday's data, and it would stay on the server after the class. Seeding
+//! once per process is what a container gets anyway.
+//!
+//! **When things go.** A run's database and index go when the run ends; what
+//! is left (templates, leases, a run cut short by a panic or Ctrl-C) goes when
+//! the process ends: at the CLI's exit and after Ctrl-C ([`crate::shutdown`]),
+//! or from the session's exit hook (a test program's end, a panic out of
+//! `main`). A process killed with `kill -9` cannot clean up; `debuglab clean
+//! --server` then removes what **ended** sessions left.
+//!
+//! **Which sessions have ended.** Each process holds one connection to each
+//! server for its whole life, named `debuglab-session-<session>`
+//! (PostgreSQL's `application_name`, Redis's `CLIENT SETNAME`). The kernel
+//! closes it when the process dies, however it dies, so `clean --server` sees
+//! which sessions are alive, on any machine of the class, and never touches
+//! theirs. A server that closes idle connections (`idle_session_timeout`,
+//! Redis `timeout`) would make a running session look ended; leave those off
+//! for the class's servers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use deadpool_redis::ConnectionInfo;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Executor};
+
+use crate::error::{HarnessError, Result};
+use crate::service::{env_setting, Service};
+use crate::session;
+
+/// What every database debuglab makes on a server starts with.
+pub const DATABASE_PREFIX: &str = "debuglab_";
+/// What the connection a session holds open on each server is named after.
+pub const PRESENCE_PREFIX: &str = "debuglab-session-";
+/// The Redis key (in database 0) that claims a database index for a session.
+pub const LEASE_KEY_PREFIX: &str = "debuglab:lease:";
+/// How long the clean-up at exit may take before the process leaves anyway.
+const EXIT_CLEANUP_WAIT: Duration = Duration::from_secs(20);
+
+/// The name of a database of this session: `debuglab_<session>_<rest>`.
+pub(crate) fn database_name(rest: &str) -> String {
+    format!("{DATABASE_PREFIX}{}_{rest}", session::id())
+}
+
+/// The name of this session's presence connection.
+pub(crate) fn presence_name() -> String {
+    format!("{PRESENCE_PREFIX}{}", session::id())
+}
+
+/// The session a debuglab database belongs to; `None` for any other database.
+fn session_of_database(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(DATABASE_PREFIX)?;
+    let (session, tail) = rest.split_at_checked(10)?;
+    let is_session = session
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (is_session && tail.starts_with('_')).then_some(session)
+}
+
+/// Whose leftovers to remove.
+enum Owners {
+    /// This process's, at its end.
+    ThisSession,
+    /// Those of sessions whose presence connection is gone.
+    Ended(BTreeSet<String>),
+}
+
+impl Owners {
+    fn owns(&self, session: &str) -> bool {
+        match self {
+            Owners::ThisSession => session == session::id(),
+            Owners::Ended(alive) => !alive.contains(session) && session != session::id(),
+        }
+    }
+}
+
+/// Registered by a server named by URL when it is first used: removes this
+/// session's databases and leases before the process ends.
+pub(crate) fn clean_up_at_exit() {
+    // A thread of its own: at exit the caller's runtime (and its thread-locals)
+    // may be gone, and the clean-up needs a runtime.
+    let cleaning = std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| tracing::warn!("cannot clean up the servers: {error}"))
+            .ok()?;
+        runtime.block_on(async {
+            match tokio::time::timeout(EXIT_CLEANUP_WAIT, remove_own_leftovers()).await {
+                Ok(()) => {}
+                Err(_) => tracing::warn!(
+                    "cleaning up the servers took over {} s; `debuglab clean --server` finishes it",
+                    EXIT_CLEANUP_WAIT.as_secs()
+                ),
+            }
+        });
+        Some(())
+    });
+    let _ = cleaning.join();
+}
+
+async fn remove_own_leftovers() {
+    if let Some(server) = crate::postgres::started_external() {
+        let result = async {
+            let mut admin = connect_postgres(server.base_options()).await?;
+            drop_databases(&mut admin, &Owners::ThisSession).await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!("could not remove this session's databases: {error}");
+        }
+    }
+    if let Some(server) = crate::redis::started_external() {
+        let result = async {
+            let mut conn = connect_redis(server.base_info()).await?;
+            release_leases(server.base_info(), &mut conn, &Owners::ThisSession).await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!("could not release this session's Redis databases: {error}");
+        }
+    }
+}
+
+/// What `debuglab clean --server` removed, and from where.
+#[derive(Debug, Default)]
+pub struct ServerCleanSummary {
+    /// The servers looked at, passwords masked.
+    pub servers: Vec<String>,
+    /// PostgreSQL databases dropped.
+    pub databases: Vec<String>,
+    /// Redis database indexes flushed and released.
+    pub redis_databases: Vec<i64>,
+    /// Sessions still running, whose databases and leases were left alone.
+    pub sessions_alive: usize,
+}
+
+/// Removes, from the servers named by `DEBUGLAB_POSTGRES_URL` and
+/// `DEBUGLAB_REDIS_URL`, what debuglab sessions that have ended left there.
+pub async fn remove_server_leftovers() -> Result<ServerCleanSummary> {
+    let postgres_url = env_setting(Service::Postgres.url_env_var());
+    let redis_url = env_setting(Service::Redis.url_env_var());
+    if postgres_url.is_none() && redis_url.is_none() {
+        return Err(HarnessError::InvalidSetting {
+            var: "DEBUGLAB_POSTGRES_URL",
+            detail: "neither it nor DEBUGLAB_REDIS_URL is set; `clean --server` cleans the servers they name".into(),
+        });
+    }
+    let mut summary = ServerCleanSummary::default();
+    let mut alive_anywhere = BTreeSet::new();
+    if let Some(url) = postgres_url {
+        let (options, description) = crate::postgres::url_options(&url)?;
+        let mut admin = connect_postgres(&options).await?;
+        let alive = live_postgres_sessions(&mut admin).await?;
+        alive_anywhere.extend(alive.iter().cloned());
+        summary.databases = drop_databases(&mut admin, &Owners::Ended(alive)).await?;
+        summary.servers.push(description);
+    }
+    if let Some(url) = redis_url {
+        let (info, description) = crate::redis::url_info(&url)?;
+        let mut conn = connect_redis(&info).await?;
+        let alive = live_redis_sessions(&mut conn).await?;
+        alive_anywhere.extend(alive.iter().cloned());
+        summary.redis_databases = release_leases(&info, &mut conn, &Owners::Ended(alive)).await?;
+        summary.servers.push(description);
+    }
+    summary.sessions_alive = alive_anywhere.len();
+    Ok(summary)
+}
+
+async fn connect_postgres(options: &PgConnectOptions) -> Result<PgConnection> {
+    options.connect().await.map_err(HarnessError::postgres(
+        "connecting to the maintenance database",
+    ))
+}
+
+async fn live_postgres_sessions(admin: &mut PgConnection) -> Result<BTreeSet<String>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT application_name FROM pg_stat_activity WHERE starts_with(application_name, $1)",
+    )
+    .bind(PRESENCE_PREFIX)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(HarnessError::postgres("listing debuglab sessions"))?;
+    Ok(sessions_named(names))
+}
+
+fn sessions_named(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    names
+        .into_iter()
+        .filter_map(|name| name.strip_prefix(PRESENCE_PREFIX).map(str::to_owned))
+        .collect()
+}
+
+/// Drops the debuglab databases `owners` owns; returns their names.
+async fn drop_databases(admin: &mut PgConnection, owners: &Owners) -> Result<Vec<String>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+    )
+    .bind(DATABASE_PREFIX)
+    .fetch_all(&mut *admin)
+    .await
+    .map_err(HarnessError::postgres("listing databases"))?;
+    let mut dropped = Vec::new();
+    for name in names {
+        if !session_of_database(&name).is_some_and(|session| owners.owns(session)) {
+            continue;
+        }
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // A template cannot be dropped until it is an ordinary database again.
+        admin
+            .execute(format!("ALTER DATABASE {quoted} WITH IS_TEMPLATE false").as_str())
+            .await
+            .map_err(HarnessError::postgres(format!("unmarking {name}")))?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)").as_str())
+            .await
+            .map_err(HarnessError::postgres(format!("dropping {name}")))?;
+        tracing::info!(database = %name, "dropped");
+        dropped.push(name);
+    }
+    Ok(dropped)
+}
+
+async fn connect_redis(info: &ConnectionInfo) -> Result<MultiplexedConnection> {
+    let mut info = info.clone();
+    info.redis.db = 0;
+    redis::Client::open(redis::ConnectionInfo::from(info))
+        .map_err(HarnessError::redis("configuring a client"))?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(HarnessError::redis("connecting"))
+}
+
+async fn live_redis_sessions(conn: &mut MultiplexedConnection) -> Result<BTreeSet<String>> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(conn)
+        .await
+        .map_err(HarnessError::redis("reading CLIENT LIST"))?;
+    Ok(sessions_named(list.lines().filter_map(|line| {
+        line.split(' ')
+            .find_map(|field| field.strip_prefix("name="))
+            .map(str::to_owned)
+    })))
+}
+
+/// Claims database index `db` for this session (`SET … NX` in database 0);
+/// `false` if another session holds it.
+pub(crate) async fn claim_redis_database(
+    conn: &mut MultiplexedConnection,
+    db: i64,
+) -> Result<bool> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(format!("{LEASE_KEY_PREFIX}{db}"))
+        .arg(session::id())
+        .arg("NX")
+        .query_async(conn)
+        .await
+        .map_err(HarnessError::redis("claiming a database"))?;
+    Ok(set.is_some())
+}
+
+/// Gives back a claim this session made on an index it will not use.
+pub(crate) async fn unclaim_redis_database(
+    conn: &mut MultiplexedConnection,
+    db: i64,
+) -> Result<()> {
+    redis::cmd("DEL")
+        .arg(format!("{LEASE_KEY_PREFIX}{db}"))
+        .query_async::<()>(conn)
+        .await
+        .map_err(HarnessError::redis("releasing a claim"))
+}
+
+/// Flushes and releases the indexes whose lease `owners` owns; returns them.
+async fn release_leases(
+    base: &ConnectionInfo,
+    conn: &mut MultiplexedConnection,
+    owners: &Owners,
+) -> Result<Vec<i64>> {
+    let keys = lease_keys(conn).await?;
+    let mut released = Vec::new();
+    for key in keys {
+        let Some(db) = key
+            .strip_prefix(LEASE_KEY_PREFIX)
+            .and_then(|db| db.parse().ok())
+        else {
+            continue;
+        };
+        let holder: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .map_err(HarnessError::redis("reading a lease"))?;
+        if !holder.is_some_and(|session| owners.owns(&session)) {
+            continue;
+        }
+        // The index was empty when it was claimed: all it holds is debuglab's.
+        let mut info = base.clone();
+        info.redis.db = db;
+        let mut leased = connect_redis_db(info).await?;
+        redis::cmd("FLUSHDB")
+            .query_async::<()>(&mut leased)
+            .await
+            .map_err(HarnessError::redis(format!("flushing database {db}")))?;
+        unclaim_redis_database(conn, db).await?;
+        tracing::info!(db, "released Redis database");
+        released.push(db);
+    }
+    Ok(released)
+}
+
+/// Every lease key in database 0 (`SCAN`, so a large database 0 is not blocked).
+async fn lease_keys(conn: &mut MultiplexedConnection) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{LEASE_KEY_PREFIX}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .map_err(HarnessError::redis("listing leases"))?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            return Ok(keys);
+        }
+    }
+}
+
+async fn connect_redis_db(info: ConnectionInfo) -> Result<MultiplexedConnection> {
+    redis::Client::open(redis::ConnectionInfo::from(info))
+        .map_err(HarnessError::redis("configuring a client"))?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(HarnessError::redis("connecting"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_session_databases_are_recognised() {
+        assert_eq!(
+            session_of_database("debuglab_0a1b2c3d4e_tpl_orders"),
+            Some("0a1b2c3d4e")
+        );
+        assert_eq!(
+            session_of_database("debuglab_0a1b2c3d4e_slow_query_buggy_1"),
+            Some("0a1b2c3d4e")
+        );
+        // An instructor's own database, or one of an older debuglab, is not ours.
+        assert_eq!(session_of_database("debuglab_notes"), None);
+        assert_eq!(
+            session_of_database("debuglab_tpl_slow_query_orders_1a2b"),
+            None
+        );
+        assert_eq!(session_of_database("debuglab_0a1b2c3d4e"), None);
+        assert_eq!(session_of_database("debuglab_0A1B2C3D4E_x"), None);
+        assert_eq!(session_of_database("postgres"), None);
+    }
+
+    #[test]
+    fn this_sessions_name_is_recognised_as_its_own() {
+        let name = database_name("tpl_orders");
+        assert_eq!(session_of_database(&name), Some(session::id()));
+        assert!(Owners::ThisSession.owns(session::id()));
+        assert!(!Owners::Ended(BTreeSet::new()).owns(session::id()));
+        let alive = BTreeSet::from(["0a1b2c3d4e".to_owned()]);
+        assert!(!Owners::Ended(alive.clone()).owns("0a1b2c3d4e"));
+        assert!(Owners::Ended(alive).owns("ffffffffff"));
+    }
+}
