@@ -219,12 +219,12 @@ fn child_uses_the_servers() {
             Some(&unbounded_cache::CATALOGUE),
         )
         .await;
-        let redis = debuglab_harness::redis::server()
-            .await
-            .expect("Redis")
-            .lease_database()
-            .await
-            .expect("a Redis database");
+        let server = debuglab_harness::redis::server().await.expect("Redis");
+        // A released index is this process's to lease again, run after run.
+        let first = server.lease_database().await.expect("a Redis database");
+        first.release().await;
+        let redis = server.lease_database().await.expect("a Redis database");
+        assert_eq!(redis.db(), first.db(), "a released index was not reused");
         let mut conn = redis.probe_connection().await.expect("a connection");
         deadpool_redis::redis::cmd("SET")
             .arg("cache:1")

@@ -269,19 +269,32 @@ async fn live_redis_sessions(conn: &mut MultiplexedConnection) -> Result<BTreeSe
 }
 
 /// Claims database index `db` for this session (`SET … NX` in database 0);
-/// `false` if another session holds it.
+/// `false` if another session holds it. An index this session claimed
+/// before (and a run released) is its own again: the claim lasts as long as
+/// the process.
 pub(crate) async fn claim_redis_database(
     conn: &mut MultiplexedConnection,
     db: i64,
 ) -> Result<bool> {
+    let key = format!("{LEASE_KEY_PREFIX}{db}");
     let set: Option<String> = redis::cmd("SET")
-        .arg(format!("{LEASE_KEY_PREFIX}{db}"))
+        .arg(&key)
         .arg(session::id())
         .arg("NX")
         .query_async(conn)
         .await
         .map_err(HarnessError::redis("claiming a database"))?;
-    Ok(set.is_some())
+    if set.is_some() {
+        return Ok(true);
+    }
+    // Only this session writes its own id, so the answer cannot turn into
+    // "ours" meanwhile (`SET … NX GET` would save the round trip, on Redis 7 only).
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(conn)
+        .await
+        .map_err(HarnessError::redis("reading a claim"))?;
+    Ok(holder.as_deref() == Some(session::id()))
 }
 
 /// Gives back a claim this session made on an index it will not use.
