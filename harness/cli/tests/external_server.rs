@@ -1,5 +1,6 @@
 //! A server debuglab did not start ends as it began: after a run, after a
-//! panicking process, and after `kill -9` followed by `debuglab clean --server`.
+//! panicking process, after Ctrl-C, and after `kill -9` followed by
+//! `debuglab clean --server`.
 //!
 //! Each test starts its own plain PostgreSQL and Redis containers (labelled
 //! `debuglab`, removed by a drop guard even when the test fails), standing in
@@ -292,4 +293,44 @@ fn clean_removes_what_a_killed_process_left_and_nothing_of_a_live_one() {
         "{cleaned}"
     );
     assert_eq!(servers.contents(), before);
+}
+
+#[test]
+fn ctrl_c_leaves_the_server_as_it_was() {
+    let servers = Servers::start();
+    let before = servers.contents();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_debuglab"))
+        .args(["run", "unbounded-cache", "--variant", "buggy"])
+        .env("DEBUGLAB_POSTGRES_URL", &servers.postgres_url)
+        .env("DEBUGLAB_REDIS_URL", &servers.redis_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run has made something on the server, then interrupt it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while servers.contents() == before {
+        assert!(Instant::now() < deadline, "the run never used the server");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Removed before the process ended: no waiting.
+    assert_eq!(
+        servers.contents(),
+        before,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -57,6 +57,10 @@ pub enum HarnessError {
     #[error("Redis error while {doing}: {detail}")]
     Redis { doing: String, detail: String },
 
+    /// The process is ending and has cleaned up the servers it did not start.
+    #[error("debuglab is ending; nothing more is made on the servers")]
+    Ending,
+
     /// A scenario's own set-up failed in a way that is a bug, not a verdict.
     #[error("scenario {scenario} failed to set up: {detail}")]
     Setup { scenario: String, detail: String },

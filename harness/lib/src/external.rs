@@ -122,10 +122,28 @@ pub(crate) fn clean_up_at_exit() {
     let _ = cleaning.join();
 }
 
+/// Closed (`true`) once the process has begun to clean up: what is made
+/// after that would outlive it. Making a database or claiming an index holds
+/// it shared, so the clean-up waits for whatever is in flight, on any runtime
+/// (each run has one of its own, which a Ctrl-C does not stop).
+static GATE: tokio::sync::RwLock<bool> = tokio::sync::RwLock::const_new(false);
+
+/// Leave to make a database or claim an index on a server named by URL,
+/// until the statement is done; refused once the process is ending.
+pub(crate) async fn making() -> Result<tokio::sync::RwLockReadGuard<'static, bool>> {
+    let gate = GATE.read().await;
+    if *gate {
+        return Err(HarnessError::Ending);
+    }
+    Ok(gate)
+}
+
 async fn remove_own_leftovers() {
+    *GATE.write().await = true;
     if let Some(server) = crate::postgres::started_external() {
         let result = async {
             let mut admin = connect_postgres(server.base_options()).await?;
+            end_statements_in_flight(&mut admin).await;
             drop_databases(&mut admin, &Owners::ThisSession).await
         }
         .await;
@@ -206,6 +224,25 @@ async fn live_postgres_sessions(admin: &mut PgConnection) -> Result<BTreeSet<Str
     .await
     .map_err(HarnessError::postgres("listing debuglab sessions"))?;
     Ok(sessions_named(names))
+}
+
+/// Ends this session's other connections, waiting until each has gone.
+///
+/// A Ctrl-C drops a run's future, but a `CREATE DATABASE` it had sent goes
+/// on on the server and would commit after the clean-up looked; ended with
+/// its backend, it rolls back. (`pg_terminate_backend` waits from
+/// PostgreSQL 14 on; an older server is only asked.)
+async fn end_statements_in_flight(admin: &mut PgConnection) {
+    let ended = sqlx::query(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+          WHERE application_name = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(presence_name())
+    .execute(&mut *admin)
+    .await;
+    if let Err(error) = ended {
+        tracing::debug!("could not end this session's connections: {error}");
+    }
 }
 
 fn sessions_named(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {

@@ -219,6 +219,7 @@ impl RedisServer {
     /// not write. An index refused now is not offered again in this process.
     async fn claim(&self, mut presence: MultiplexedConnection, run: &RunRedis) -> Result<bool> {
         let db = run.db();
+        let _making = crate::external::making().await?;
         if !crate::external::claim_redis_database(&mut presence, db).await? {
             tracing::info!(
                 db,

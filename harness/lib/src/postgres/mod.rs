@@ -272,8 +272,13 @@ impl PostgresServer {
     }
 
     /// A connection to the server's maintenance database, for the harness's own use.
+    ///
+    /// Named after the session, so that the clean-up at exit can end the
+    /// statements in flight that make databases ([`crate::external`]).
     async fn admin(&self) -> Result<PgConnection> {
         self.base_options
+            .clone()
+            .application_name(&crate::external::presence_name())
             .connect()
             .await
             .map_err(HarnessError::postgres(
@@ -301,6 +306,7 @@ impl PostgresServer {
                     ""
                 };
                 let _one_at_a_time = self.copying.lock().await;
+                let _making = crate::external::making().await?;
                 admin
                     .execute(
                         format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template_name}"{strategy}"#)
@@ -310,6 +316,7 @@ impl PostgresServer {
                     .map_err(HarnessError::postgres(format!("copying {template_name}")))?;
             }
             None => {
+                let _making = crate::external::making().await?;
                 admin
                     .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
                     .await
@@ -359,10 +366,13 @@ impl PostgresServer {
             .execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str())
             .await
             .map_err(HarnessError::postgres("dropping an old template"))?;
-        admin
-            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-            .await
-            .map_err(HarnessError::postgres("creating a template"))?;
+        {
+            let _making = crate::external::making().await?;
+            admin
+                .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                .await
+                .map_err(HarnessError::postgres("creating a template"))?;
+        }
         {
             let mut conn = self
                 .base_options
