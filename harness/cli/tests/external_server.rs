@@ -54,14 +54,18 @@ impl Servers {
                 ])
                 .with_env_var("POSTGRES_PASSWORD", PASSWORD)
                 .with_label("debuglab", "true")
-                .with_label("debuglab.test", "external-server");
+                .with_label("debuglab.test", "external-server")
+                // `debuglab clean` leaves containers of a live process alone.
+                .with_label("debuglab.pid", std::process::id().to_string());
             let redis = GenericImage::new("debuglab/redis", "7-bookworm")
                 .with_exposed_port(6379.tcp())
                 .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
                 .with_cmd(["redis-server", "--requirepass", PASSWORD, "--save", ""])
                 .with_env_var("REDISCLI_AUTH", PASSWORD)
                 .with_label("debuglab", "true")
-                .with_label("debuglab.test", "external-server");
+                .with_label("debuglab.test", "external-server")
+                // `debuglab clean` leaves containers of a live process alone.
+                .with_label("debuglab.pid", std::process::id().to_string());
             let (postgres, redis) = tokio::join!(postgres.start(), redis.start());
             (
                 postgres.expect("PostgreSQL starts"),

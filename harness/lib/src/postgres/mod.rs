@@ -5,6 +5,10 @@
 //! `DEBUGLAB_POSTGRES_URL` names a running server. Containers start with
 //! `pg_stat_statements` preloaded, data on a tmpfs, and the server log written
 //! as JSON lines so runs can read their own slow-query lines and plans.
+//!
+//! On a server named by URL, every database made here (runs' and templates')
+//! is named `debuglab_<session>_…` and dropped when the process ends; templates
+//! are seeded per process, not kept between runs (see [`crate::external`]).
 
 mod plan;
 mod probes;
