@@ -153,7 +153,13 @@ async fn remove_own_leftovers() {
     }
     if let Some(server) = crate::redis::started_external() {
         let result = async {
-            let mut conn = connect_redis(server.base_info()).await?;
+            // The presence connection made every claim: a claim a Ctrl-C cut
+            // short was sent on it, so the server has applied it before it
+            // answers what is sent on it now.
+            let mut conn = match server.presence() {
+                Some(conn) => conn,
+                None => connect_redis(server.base_info()).await?,
+            };
             release_leases(server.base_info(), &mut conn, &Owners::ThisSession).await
         }
         .await;

@@ -238,6 +238,11 @@ impl RedisServer {
         Ok(false)
     }
 
+    /// The session's presence connection (servers named by URL only).
+    pub(crate) fn presence(&self) -> Option<MultiplexedConnection> {
+        self.presence.clone()
+    }
+
     /// Connection details of the server, for the harness's own clean-up.
     pub(crate) fn base_info(&self) -> &ConnectionInfo {
         &self.base
