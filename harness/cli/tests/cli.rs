@@ -72,6 +72,21 @@ fn docker_not_running_is_one_line_saying_what_to_do() {
 }
 
 #[test]
+fn clean_server_without_a_server_named_is_one_line_saying_what_to_set() {
+    let output = Command::new(env!("CARGO_BIN_EXE_debuglab"))
+        .args(["clean", "--server"])
+        .env_remove("DEBUGLAB_POSTGRES_URL")
+        .env_remove("DEBUGLAB_REDIS_URL")
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &output,
+        1,
+        "set DEBUGLAB_POSTGRES_URL and/or DEBUGLAB_REDIS_URL",
+    );
+}
+
+#[test]
 fn run_prints_the_report_as_json_and_exits_zero_whatever_the_verdict() {
     let output = debuglab(&[
         "run",

@@ -57,6 +57,10 @@ pub enum HarnessError {
     #[error("Redis error while {doing}: {detail}")]
     Redis { doing: String, detail: String },
 
+    /// `clean --server` was asked for, but no server is named.
+    #[error("no server to clean: set DEBUGLAB_POSTGRES_URL and/or DEBUGLAB_REDIS_URL to the servers debuglab used")]
+    NoServerNamed,
+
     /// The process is ending and has cleaned up the servers it did not start.
     #[error("debuglab is ending; nothing more is made on the servers")]
     Ending,

@@ -188,10 +188,7 @@ pub async fn remove_server_leftovers() -> Result<ServerCleanSummary> {
     let postgres_url = env_setting(Service::Postgres.url_env_var());
     let redis_url = env_setting(Service::Redis.url_env_var());
     if postgres_url.is_none() && redis_url.is_none() {
-        return Err(HarnessError::InvalidSetting {
-            var: "DEBUGLAB_POSTGRES_URL",
-            detail: "neither it nor DEBUGLAB_REDIS_URL is set; `clean --server` cleans the servers they name".into(),
-        });
+        return Err(HarnessError::NoServerNamed);
     }
     let mut summary = ServerCleanSummary::default();
     let mut alive_anywhere = BTreeSet::new();
