@@ -103,45 +103,50 @@ struct Served {
 }
 
 /// A replica's arguments (see [`Plan::replica_args`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    no_binary_name = true,
+    about = "A replica of the race-condition service (started by debuglab, not by hand)"
+)]
 struct Args {
+    /// The code to run (buggy, fixed, exercise, or a test's candidate).
+    #[arg(long)]
     code: String,
+    /// This replica's number, from 0.
+    #[arg(long)]
     replica: usize,
-    plan: Plan,
-}
-
-/// The value of `--code` in a replica's arguments: the code it is asked to run.
-pub fn code_name(args: &[String]) -> Option<&str> {
-    value(args, "--code").ok()
-}
-
-fn value<'a>(args: &'a [String], name: &str) -> std::result::Result<&'a str, String> {
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|at| args.get(at + 1))
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing {name}"))
-}
-
-fn number<T: std::str::FromStr>(args: &[String], name: &str) -> std::result::Result<T, String> {
-    let text = value(args, name)?;
-    text.parse().map_err(|_| format!("invalid {name} '{text}'"))
+    /// Operations to drive.
+    #[arg(long)]
+    operations: u64,
+    /// Operations in flight at once.
+    #[arg(long)]
+    concurrency: usize,
+    /// Seed of the operations' random choices.
+    #[arg(long)]
+    seed: u64,
+    /// Operations a second at the most (0: as fast as they go).
+    #[arg(long)]
+    rate: u32,
 }
 
 impl Args {
-    fn parse(args: &[String]) -> std::result::Result<Args, String> {
-        Ok(Args {
-            code: value(args, "--code")?.to_owned(),
-            replica: number(args, "--replica")?,
-            plan: Plan {
-                replicas: 1,
-                concurrency: number(args, "--concurrency")?,
-                operations_per_replica: number(args, "--operations")?,
-                seed: number(args, "--seed")?,
-                rate: number(args, "--rate")?,
-            },
-        })
+    /// The plan this replica drives its share of.
+    fn plan(&self) -> Plan {
+        Plan {
+            replicas: 1,
+            concurrency: self.concurrency,
+            operations_per_replica: self.operations,
+            seed: self.seed,
+            rate: self.rate,
+        }
     }
+}
+
+/// The value of `--code` in a replica's arguments: the code it is asked to run.
+pub fn code_name(args: &[String]) -> Option<String> {
+    <Args as clap::Parser>::try_parse_from(args)
+        .ok()
+        .map(|args| args.code)
 }
 
 /// The replica process: `--code NAME --replica N --operations N
@@ -151,10 +156,20 @@ impl Args {
 /// itself (bad arguments, unknown code, pools that cannot be built) go to
 /// stderr with a non-zero exit code.
 pub fn main(resolve: impl Fn(&str) -> Option<Code>, args: Vec<String>) -> ExitCode {
-    let args = match Args::parse(&args) {
+    let args = match <Args as clap::Parser>::try_parse_from(&args) {
         Ok(args) => args,
         Err(error) => {
-            eprintln!("error: {error} (replicas are started by debuglab, not by hand)");
+            // clap's message up to its usage block, on one line.
+            let message = error.to_string();
+            let line: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty())
+                .collect();
+            eprintln!(
+                "{} (replicas are started by debuglab, not by hand)",
+                line.join(" ")
+            );
             return ExitCode::from(2);
         }
     };
@@ -230,31 +245,27 @@ async fn serve(
         .await
         .map_err(|error| error.to_string())?;
     let (done, ledger) = Ledger::start(books, format!("{DONE_KEY_PREFIX}{}", args.replica));
-    let (plan, seed, id) = (args.plan, args.plan.seed, args.replica);
+    let (plan, seed, id) = (args.plan(), args.seed, args.replica);
     let started = Instant::now();
     let outcome = {
         let replica = Arc::clone(&replica);
-        drive(
-            "likes and tips",
-            args.plan.replica_workload(),
-            move |index| {
-                let (replica, done) = (Arc::clone(&replica), done.clone());
-                async move {
-                    if let Some(start) = plan.start_of(id, index as u64) {
-                        tokio::time::sleep_until(started + start).await;
-                    }
-                    let cents = tip_cents(seed, id, index as u64);
-                    let liked = (code.record_like)(&replica, POST_ID)
-                        .await
-                        .map_err(|error| error.to_string());
-                    let tipped = (code.credit_wallet)(&replica, WALLET_ID, cents)
-                        .await
-                        .map_err(|error| error.to_string());
-                    let _ = done.send((liked.is_ok(), tipped.is_ok(), cents));
-                    Ok::<Operation, ()>((liked, tipped))
+        drive("likes and tips", plan.replica_workload(), move |index| {
+            let (replica, done) = (Arc::clone(&replica), done.clone());
+            async move {
+                if let Some(start) = plan.start_of(id, index as u64) {
+                    tokio::time::sleep_until(started + start).await;
                 }
-            },
-        )
+                let cents = tip_cents(seed, id, index as u64);
+                let liked = (code.record_like)(&replica, POST_ID)
+                    .await
+                    .map_err(|error| error.to_string());
+                let tipped = (code.credit_wallet)(&replica, WALLET_ID, cents)
+                    .await
+                    .map_err(|error| error.to_string());
+                let _ = done.send((liked.is_ok(), tipped.is_ok(), cents));
+                Ok::<Operation, ()>((liked, tipped))
+            }
+        })
         .await
     };
     ledger.stop().await;
