@@ -66,6 +66,7 @@ async fn spawning_the_check_on_the_same_runtime_is_not_a_fix() {
     // The check runs in a task the harness does not time; the lookups
     // still queue behind it.
     assert_unhealthy_because(&report, "before a worker of the service first polled them");
+    assert_unhealthy_because(&report, "moves the long poll, it does not remove it");
 }
 
 /// "Hashing is slow, remember who logged in": each verified password kept
