@@ -588,6 +588,45 @@ impl GuardedRuntime {
     }
 }
 
+/// A service's own runtime, for scenarios where blocking a runtime is the
+/// lesson: the variant's code runs on it with the worker count it asks for,
+/// each request watched (its polls timed, see [`watched`]), while the run
+/// drives and times the requests from its own runtime, which the variant
+/// cannot block. Its [`Monitor::blocking`] is evidence for the verdict; its
+/// watch never stops the run.
+#[derive(Clone)]
+pub struct ServiceRuntime {
+    runtime: Arc<GuardedRuntime>,
+}
+
+impl ServiceRuntime {
+    /// A runtime with `workers` worker threads, its polls judged by `limits`.
+    pub fn new(workers: usize, limits: Limits) -> std::io::Result<ServiceRuntime> {
+        Ok(ServiceRuntime {
+            runtime: Arc::new(GuardedRuntime::new(workers, limits)?),
+        })
+    }
+
+    /// A handle to the runtime (to open pools on it, or to monitor it).
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+
+    /// What its watch has seen so far.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        self.runtime.monitor()
+    }
+
+    /// Runs `request` on the service's runtime, watched, and waits for it
+    /// from the caller's; `None` if it panicked or the runtime went away.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        request: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        self.handle().spawn(watched(request)).await.ok()
+    }
+}
+
 impl Drop for GuardedRuntime {
     fn drop(&mut self) {
         self.done.store(true, Ordering::Release);

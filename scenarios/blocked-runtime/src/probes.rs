@@ -19,7 +19,7 @@ use debuglab_harness::{Result, RunContext};
 use tokio_metrics::{RuntimeMonitor, TaskMetrics, TaskMonitor};
 
 use crate::verdict::{Cpu, Figures, Logins, Lookups, Polls, Sessions, LOOKUP_SLOWDOWN_BOUND};
-use crate::workload::{LookupOutcome, ServiceRuntime, LOGINS_AT_ONCE, LOOKUPS_UNDER_LOGINS};
+use crate::workload::{LookupOutcome, Service, LOGINS_AT_ONCE, LOOKUPS_UNDER_LOGINS};
 use crate::{data, session_key, verify_password, Code, Credentials, LoginError, POLL_BOUND};
 
 /// Password checks the calibration times; the fastest counts, since
@@ -104,7 +104,7 @@ pub struct Watched {
 
 impl Watch {
     /// Starts watching `service`.
-    pub fn start(ctx: &RunContext, service: &ServiceRuntime) -> Watch {
+    pub fn start(ctx: &RunContext, service: &Service) -> Watch {
         let mut runtime = RuntimeMonitor::new(service.runtime.handle()).intervals();
         // From here on, the next interval is the one people log in during.
         runtime.next();
@@ -140,7 +140,7 @@ impl Watch {
     }
 
     /// Stops watching.
-    pub async fn stop(self, service: &ServiceRuntime) -> Watched {
+    pub async fn stop(self, service: &Service) -> Watched {
         let mut intervals = self.runtime;
         let runtime = intervals.next();
         let cpu = cpu::process_cpu_time().saturating_sub(self.cpu_before);

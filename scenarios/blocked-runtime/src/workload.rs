@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use debuglab_harness::guard::{watched, GuardedRuntime, Limits};
+use debuglab_harness::guard::{Limits, ServiceRuntime};
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
 use debuglab_harness::{HarnessError, PoolSettings, Result, RunContext};
 use tokio::sync::watch;
@@ -66,9 +66,9 @@ pub const SERVICE_LIMITS: Limits = Limits {
 
 /// The service: its runtime (as the variant configures it) and its pool.
 #[derive(Clone)]
-pub struct ServiceRuntime {
+pub struct Service {
     /// The runtime the endpoints run on.
-    pub runtime: Arc<GuardedRuntime>,
+    pub runtime: ServiceRuntime,
     /// The service's Redis pool, opened on that runtime.
     pub redis: Pool,
     /// The variant's code.
@@ -77,7 +77,7 @@ pub struct ServiceRuntime {
     pub endpoints: Endpoints,
 }
 
-impl ServiceRuntime {
+impl Service {
     /// Runs `request` on the service's runtime, watched and instrumented
     /// by `monitor`, and waits for it from the caller's.
     pub async fn call<T: Send + 'static>(
@@ -85,11 +85,7 @@ impl ServiceRuntime {
         monitor: &tokio_metrics::TaskMonitor,
         request: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        self.runtime
-            .handle()
-            .spawn(watched(monitor.instrument(request)))
-            .await
-            .ok()
+        self.runtime.call(monitor.instrument(request)).await
     }
 }
 
@@ -139,8 +135,8 @@ async fn start_service(
     ctx: &RunContext,
     redis: &debuglab_harness::redis::RunRedis,
     code: Code,
-) -> Result<ServiceRuntime> {
-    let runtime = GuardedRuntime::new(code.worker_threads, SERVICE_LIMITS).map_err(|error| {
+) -> Result<Service> {
+    let runtime = ServiceRuntime::new(code.worker_threads, SERVICE_LIMITS).map_err(|error| {
         HarnessError::Setup {
             scenario: ctx.info().id.to_owned(),
             detail: format!("cannot start the service's runtime: {error}"),
@@ -155,8 +151,8 @@ async fn start_service(
             scenario: ctx.info().id.to_owned(),
             detail: format!("opening the service's pool: {error}"),
         })??;
-    Ok(ServiceRuntime {
-        runtime: Arc::new(runtime),
+    Ok(Service {
+        runtime,
         redis: pool,
         code,
         endpoints: Endpoints::new(),
@@ -171,7 +167,7 @@ pub type LookupOutcome = WorkloadOutcome<(usize, Option<Option<String>>, Duratio
 /// and then one that has expired.
 async fn drive_lookups(
     ctx: &RunContext,
-    service: &ServiceRuntime,
+    service: &Service,
     label: &str,
     shape: Workload,
 ) -> LookupOutcome {
@@ -233,7 +229,7 @@ pub fn login_attempt(index: usize) -> Credentials {
 /// Starts [`LOGINS_AT_ONCE`] people logging in, one attempt after another,
 /// until told to stop (or [`MAX_LOGINS`] have been tried).
 fn start_logins(
-    service: &ServiceRuntime,
+    service: &Service,
 ) -> (
     watch::Sender<bool>,
     tokio::task::JoinHandle<Vec<LoginRecord>>,
@@ -255,7 +251,7 @@ fn start_logins(
 
 /// One person logging in again and again until `stopped`.
 async fn log_in_until(
-    service: ServiceRuntime,
+    service: Service,
     next: Arc<std::sync::atomic::AtomicUsize>,
     stopped: watch::Receiver<bool>,
 ) -> Vec<LoginRecord> {
