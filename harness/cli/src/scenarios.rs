@@ -12,6 +12,7 @@ pub fn all() -> Vec<&'static dyn Scenario> {
         &unbounded_cache::SCENARIO,
         &n_plus_one::SCENARIO,
         &lock_deadlock::SCENARIO,
+        &cpu_hotpath::SCENARIO,
         &blocked_runtime::SCENARIO,
     ]
 }

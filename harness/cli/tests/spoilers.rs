@@ -18,6 +18,7 @@ fn scenarios() -> Vec<&'static ScenarioInfo> {
         n_plus_one::SCENARIO.info(),
         lock_deadlock::SCENARIO.info(),
         blocked_runtime::SCENARIO.info(),
+        cpu_hotpath::SCENARIO.info(),
     ]
 }
 

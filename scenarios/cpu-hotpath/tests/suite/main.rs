@@ -1,0 +1,14 @@
+//! The scenario's tests, in one program so that its container starts once:
+//!
+//! - [`variants`]: the buggy variant reproduces the hot path in every run,
+//!   the fixed one verifies, and the signal between them is clear;
+//! - [`wrong_fixes`]: the ways people really get this bug wrong, each judged
+//!   unhealthy with the line that says why, and another correct fix judged
+//!   healthy.
+
+// Candidate code in `wrong_fixes` refers to the service's types as
+// `crate::…`, as buggy.rs does.
+pub use cpu_hotpath::*;
+
+mod variants;
+mod wrong_fixes;
