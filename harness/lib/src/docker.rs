@@ -39,7 +39,7 @@ pub async fn connect() -> Result<Docker> {
 }
 
 /// A bollard error reduced to the part a user can act on.
-fn short_error(error: &bollard::errors::Error) -> String {
+pub(crate) fn short_error(error: &bollard::errors::Error) -> String {
     use bollard::errors::Error as E;
     match error {
         E::SocketNotFoundError(path) => format!("no socket at {path}"),

@@ -57,6 +57,7 @@ pub mod session;
 pub mod stats;
 pub mod terminal;
 pub mod testing;
+mod watcher;
 pub mod workload;
 
 use std::time::Duration;

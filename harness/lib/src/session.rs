@@ -3,7 +3,9 @@
 //! testcontainers removes a container when its handle is dropped, but the
 //! harness keeps one shared container per service in a `static`, and statics
 //! are never dropped. So every container also carries a per-process session
-//! label, and a small watcher process removes everything with that label:
+//! label, and a watcher process ([`crate::watcher`], this program again in a
+//! hidden mode, talking to Docker through bollard) removes everything with
+//! that label:
 //!
 //! * at a normal exit, an `atexit` hook asks the watcher to clean up and waits
 //!   for it, so the containers are gone before the process is;
@@ -15,7 +17,7 @@
 //! the watcher could not run (the machine rebooted, Docker was restarted).
 
 use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,27 +68,10 @@ struct Watcher {
 
 static WATCHER: Mutex<Option<Watcher>> = Mutex::new(None);
 
-/// The watcher's program. A line on the pipe means a normal exit: remove the
-/// session's containers once (or, for the line `keep`, leave them). End of
-/// file means the parent died: remove them, then once more a second later for
-/// a container whose creation was in flight.
-const WATCHER_SCRIPT: &str = r#"
-remove() {
-    ids=$(docker ps -aq --filter "label=$DEBUGLAB_SESSION_FILTER")
-    if [ -n "$ids" ]; then docker rm -f -v $ids >/dev/null 2>&1; fi
-}
-if read -r line; then
-    [ "$line" = keep ] || remove
-else
-    remove; sleep 1; remove
-fi
-"#;
-
-/// Starts this session's watcher if it is not running yet.
+/// Starts this session's watcher ([`crate::watcher`]) if it is not running yet.
 ///
-/// Called before the first container is created. If the `docker` CLI is not
-/// installed the watcher cannot work; the harness then warns once and relies
-/// on the exit hook and `debuglab clean`.
+/// Called before the first container is created. If the watcher cannot start,
+/// the harness warns and relies on the exit hook and `debuglab clean`.
 pub(crate) fn ensure_watcher() {
     let mut watcher = WATCHER
         .lock()
@@ -94,42 +79,16 @@ pub(crate) fn ensure_watcher() {
     if watcher.is_some() {
         return;
     }
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(WATCHER_SCRIPT)
-        .env(
-            "DEBUGLAB_SESSION_FILTER",
-            format!("{SESSION_LABEL}={}", id()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        command.process_group(0);
-    }
-    if which_docker_cli().is_none() {
-        tracing::warn!(
-            "the docker CLI is not installed: containers of a run that is killed will stay until `debuglab clean`"
-        );
-    }
-    match command.spawn() {
+    match crate::watcher::spawn(id()) {
         Ok(mut child) => {
             let pipe = child.stdin.take();
             *watcher = Some(Watcher { child, pipe });
             register_exit_hook();
         }
-        Err(error) => tracing::warn!("could not start the container watcher: {error}"),
+        Err(error) => tracing::warn!(
+            "could not start the container watcher ({error}): containers of a run that is killed will stay until `debuglab clean`"
+        ),
     }
-}
-
-fn which_docker_cli() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("docker"))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Removes every container of this session now and waits (bounded) until it is done.
@@ -151,6 +110,10 @@ pub fn remove_session_containers() {
     let started = Instant::now();
     loop {
         match watcher.child.try_wait() {
+            Ok(Some(status)) if !status.success() => {
+                tracing::warn!("the container watcher failed ({status}); `debuglab clean` removes what it left");
+                return;
+            }
             Ok(Some(_)) | Err(_) => return,
             Ok(None) if started.elapsed() > EXIT_CLEANUP_WAIT => {
                 tracing::warn!("container clean-up is taking long; it continues in the background");

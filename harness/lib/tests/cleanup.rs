@@ -2,13 +2,17 @@
 //!
 //! Each test re-runs this test binary as a child that starts the shared Redis
 //! container (kept in a `static`, so never dropped) and reports its session id;
-//! the parent then ends the child and watches Docker.
+//! the parent then ends the child and watches Docker, through bollard as the
+//! harness does (no `docker` CLI needed here either).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bollard::query_parameters::{ListContainersOptions, WaitContainerOptionsBuilder};
 use debuglab_harness::session;
+use futures::StreamExt;
 
 const CHILD_MODE: &str = "DEBUGLAB_TEST_CHILD_MODE";
 
@@ -33,8 +37,13 @@ fn child_starts_a_container() {
     }
 }
 
-fn start_child(mode: &str) -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+/// Starts the child; with `path`, its `PATH` is that instead of ours.
+fn start_child(mode: &str, path: Option<&str>) -> (Child, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut child = command
         .args([
             "--ignored",
             "--exact",
@@ -63,49 +72,90 @@ fn start_child(mode: &str) -> (Child, String) {
     (child, session)
 }
 
-fn containers_of(session_id: &str) -> usize {
-    let output = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label={}={session_id}", session::SESSION_LABEL))
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        output.status.success(),
-        "docker ps failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).lines().count()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("a runtime for the checks")
 }
 
-#[test]
-fn normal_exit_removes_the_shared_container_before_the_process_ends() {
-    let (mut child, session_id) = start_child("exit");
-    assert!(child.wait().unwrap().success());
-    // No waiting: the exit hook removed the container before the child ended.
+/// Ids of the containers that carry `session_id`'s label.
+async fn containers_of(session_id: &str) -> Vec<String> {
+    let client = debuglab_harness::docker::connect()
+        .await
+        .expect("Docker answers");
+    let filters = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{}={session_id}", session::SESSION_LABEL)],
+    )]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let containers = client
+        .list_containers(Some(options))
+        .await
+        .expect("Docker lists containers");
+    containers.into_iter().filter_map(|c| c.id).collect()
+}
+
+/// Waits (at most 30 s) until Docker says each container was removed; then
+/// the session must have none left.
+async fn wait_until_removed(session_id: &str, ids: &[String]) {
+    let client = debuglab_harness::docker::connect()
+        .await
+        .expect("Docker answers");
+    for id in ids {
+        let options = WaitContainerOptionsBuilder::new()
+            .condition("removed")
+            .build();
+        let mut waiting = client.wait_container(id, Some(options));
+        // The stream ends, with the exit status or with "no such container"
+        // when it is gone already; the listing below is what is asserted.
+        let waited = tokio::time::timeout(Duration::from_secs(30), waiting.next()).await;
+        assert!(
+            waited.is_ok(),
+            "session {session_id}'s container {id:.12} outlived its killed process by 30 s"
+        );
+    }
     assert_eq!(
-        containers_of(&session_id),
-        0,
+        containers_of(session_id).await,
+        Vec::<String>::new(),
         "session {session_id} left containers behind"
     );
 }
 
 #[test]
-fn killed_process_has_its_container_removed_by_the_watcher() {
-    let (mut child, session_id) = start_child("hang");
+fn normal_exit_removes_the_shared_container_before_the_process_ends() {
+    let (mut child, session_id) = start_child("exit", None);
+    assert!(child.wait().unwrap().success());
+    // No waiting: the exit hook removed the container before the child ended.
     assert_eq!(
-        containers_of(&session_id),
-        1,
-        "the child's container should be running"
+        runtime().block_on(containers_of(&session_id)),
+        Vec::<String>::new(),
+        "session {session_id} left containers behind"
     );
-    child.kill().unwrap(); // SIGKILL: no exit hook, no destructor runs.
+}
+
+/// SIGKILL: no exit hook, no destructor runs; only the watcher is left.
+fn kill_and_expect_removal(path: Option<&str>) {
+    let (mut child, session_id) = start_child("hang", path);
+    let runtime = runtime();
+    let ids = runtime.block_on(containers_of(&session_id));
+    assert_eq!(ids.len(), 1, "the child's container should be running");
+    child.kill().unwrap();
     child.wait().unwrap();
-    // The watcher notices the closed pipe at once; docker rm takes a moment.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while containers_of(&session_id) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "session {session_id}'s container outlived its killed process by 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    runtime.block_on(wait_until_removed(&session_id, &ids));
+}
+
+#[test]
+fn killed_process_has_its_container_removed_by_the_watcher() {
+    kill_and_expect_removal(None);
+}
+
+#[test]
+fn killed_process_has_its_container_removed_without_a_docker_cli() {
+    // An empty directory as the whole PATH: no `docker`, no `sh`.
+    let empty = std::env::temp_dir().join(format!("debuglab-no-docker-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    kill_and_expect_removal(Some(empty.to_str().unwrap()));
+    let _ = std::fs::remove_dir(&empty);
 }
