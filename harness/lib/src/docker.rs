@@ -58,8 +58,16 @@ pub(crate) fn short_error(error: &bollard::errors::Error) -> String {
     }
 }
 
-/// Splits `name:tag` (or `registry:port/name:tag`) into name and tag; no tag means `latest`.
+/// Splits an image reference into the name and tag that testcontainers joins
+/// again as `name:tag`: `name:tag` and `registry:port/name:tag` at the tag's
+/// colon (no tag means `latest`), and a digest (`name@sha256:…`, also after a
+/// tag) at the digest's own colon, so that the join is the reference again.
 pub(crate) fn split_image_reference(reference: &str) -> (String, String) {
+    if let Some((name, digest)) = reference.split_once('@') {
+        if let Some((algorithm, hex)) = digest.split_once(':') {
+            return (format!("{name}@{algorithm}"), hex.to_owned());
+        }
+    }
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {
         Some(colon) => {
@@ -73,17 +81,25 @@ pub(crate) fn split_image_reference(reference: &str) -> (String, String) {
     }
 }
 
+/// Whether `reference` names a tag or a digest (a registry's port is neither).
+fn names_a_version(reference: &str) -> bool {
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    reference.contains('@') || reference[last_slash..].contains(':')
+}
+
 async fn image_is_local(client: &Docker, image: &str) -> bool {
     client.inspect_image(image).await.is_ok()
 }
 
 async fn pull(client: &Docker, image: &str) -> std::result::Result<(), String> {
-    let (name, tag) = split_image_reference(image);
     let _step = progress::step(format!("pulling {image}"));
-    let options = CreateImageOptionsBuilder::new()
-        .from_image(&name)
-        .tag(&tag)
-        .build();
+    // The whole reference goes in `fromImage`, so a digest is pulled as such;
+    // `tag` only when there is none, since an empty tag pulls every tag.
+    let mut options = CreateImageOptionsBuilder::new().from_image(image);
+    if !names_a_version(image) {
+        options = options.tag("latest");
+    }
+    let options = options.build();
     let pulling = async {
         let mut stream = client.create_image(Some(options), None, None);
         while let Some(event) = stream.next().await {
@@ -202,7 +218,7 @@ fn process_is_alive(pid: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::split_image_reference;
+    use super::{names_a_version, split_image_reference};
 
     #[test]
     fn splits_image_references() {
@@ -223,5 +239,31 @@ mod tests {
             split("localhost:5000/pg:15"),
             ("localhost:5000/pg".into(), "15".into())
         );
+    }
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn splits_digests_so_that_testcontainers_joins_them_back() {
+        for reference in [
+            format!("postgres@{DIGEST}"),
+            format!("postgres:15@{DIGEST}"),
+            format!("localhost:5000/team/pg@{DIGEST}"),
+        ] {
+            let (name, tag) = split_image_reference(&reference);
+            assert_eq!(format!("{name}:{tag}"), reference);
+            assert!(names_a_version(&reference), "{reference}");
+        }
+        let (name, tag) = split_image_reference(&format!("postgres@{DIGEST}"));
+        assert_eq!(name, "postgres@sha256");
+        assert_eq!(tag.len(), 64);
+    }
+
+    #[test]
+    fn a_registry_port_is_not_a_tag() {
+        assert!(!names_a_version("localhost:5000/pg"));
+        assert!(!names_a_version("postgres"));
+        assert!(names_a_version("localhost:5000/pg:15"));
+        assert!(names_a_version("postgres:15"));
     }
 }
