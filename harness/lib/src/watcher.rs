@@ -88,6 +88,7 @@ fn watch(session: &str) -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let mut line = String::new();
     let parent_died = match std::io::stdin().lock().read_line(&mut line) {
@@ -124,9 +125,9 @@ pub(crate) async fn remove_containers(session: &str) -> Result<usize, ()> {
     let fail = |what: &str, detail: String| {
         tracing::error!(session, "container watcher: {what}: {detail}");
     };
-    let client = docker::connect()
-        .await
-        .map_err(|error| fail("cannot reach Docker", error.to_string()))?;
+    let client = docker::connect().await.map_err(|error| {
+        tracing::error!(session, "container watcher: {error}");
+    })?;
     let filters = HashMap::from([(
         "label".to_owned(),
         vec![format!("{SESSION_LABEL}={session}")],

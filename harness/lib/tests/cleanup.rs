@@ -159,3 +159,28 @@ fn killed_process_has_its_container_removed_without_a_docker_cli() {
     kill_and_expect_removal(Some(empty.to_str().unwrap()));
     let _ = std::fs::remove_dir(&empty);
 }
+
+#[test]
+fn a_watcher_that_cannot_reach_docker_says_so_and_fails() {
+    // This test program in the watcher's mode, its parent gone at once
+    // (stdin is empty), with a Docker socket that does not exist.
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env("DEBUGLAB_WATCHER_SESSION", "0000000000")
+        .env("DOCKER_HOST", "unix:///nonexistent/debuglab-docker.sock")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the test binary starts as a watcher");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the watcher hid a failure: {stderr}"
+    );
+    assert!(
+        stderr.contains("container watcher") && stderr.contains("debuglab-docker.sock"),
+        "the watcher's failure is not in its log: {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "the watcher ran libtest's main instead"
+    );
+}
