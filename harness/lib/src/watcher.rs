@@ -38,6 +38,13 @@ const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
 /// Starts the watcher of `session`: this program again, in watcher mode, in
 /// its own process group so that the Ctrl-C that ends its parent spares it.
 pub(crate) fn spawn(session: &str) -> std::io::Result<Child> {
+    // Only a watcher whose load-time hook did not run has this set: it must
+    // not start watchers of its own, each one another copy of the program.
+    if std::env::var_os(SESSION_ENV).is_some() {
+        return Err(std::io::Error::other(
+            "this program did not enter the watcher's mode at load time",
+        ));
+    }
     // `/proc/self/exe` still works when the file was replaced or deleted
     // (cargo rebuilt the program while it ran); `current_exe` does not.
     let program = if cfg!(target_os = "linux") {
