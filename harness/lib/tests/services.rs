@@ -1,7 +1,9 @@
 //! The harness starts real services, isolates runs inside them, and labels
 //! every container it starts.
 
-use std::process::Command;
+use std::collections::HashMap;
+
+use bollard::query_parameters::ListContainersOptions;
 
 use debuglab_harness::postgres;
 use debuglab_harness::redis::server as redis_server;
@@ -14,20 +16,36 @@ const SMALL_POOL: PoolSettings = PoolSettings {
     acquire_timeout: std::time::Duration::from_secs(5),
 };
 
-/// Containers of this process's session, as `docker ps` lists them.
-fn session_containers() -> Vec<String> {
-    let output = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.ID}} {{.Labels}}"])
-        .args([
-            "--filter",
-            &format!("label={}={}", session::SESSION_LABEL, session::id()),
-        ])
-        .output()
-        .expect("the docker CLI runs");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
+/// The labels of each container of this process's session, as Docker lists them.
+async fn session_containers() -> Vec<HashMap<String, String>> {
+    let client = debuglab_harness::docker::connect()
+        .await
+        .expect("Docker answers");
+    let filters = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{}={}", session::SESSION_LABEL, session::id())],
+    )]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let containers = client
+        .list_containers(Some(options))
+        .await
+        .expect("Docker lists containers");
+    containers
+        .into_iter()
+        .map(|container| container.labels.unwrap_or_default())
         .collect()
+}
+
+/// Whether one of `containers` carries the `debuglab` labels of `service`.
+fn labelled(containers: &[HashMap<String, String>], service: &str) -> bool {
+    containers.iter().any(|labels| {
+        labels.get(session::LABEL).map(String::as_str) == Some("true")
+            && labels.get(session::SERVICE_LABEL).map(String::as_str) == Some(service)
+    })
 }
 
 #[tokio::test]
@@ -67,12 +85,9 @@ async fn postgres_runs_get_their_own_database_with_query_statistics() {
 
     let server = postgres::server().await.unwrap();
     if std::env::var_os("DEBUGLAB_POSTGRES_URL").is_none() {
-        let containers = session_containers();
+        let containers = session_containers().await;
         assert!(
-            containers
-                .iter()
-                .any(|line| line.contains("debuglab=true")
-                    && line.contains("debuglab.service=postgres")),
+            labelled(&containers, "postgres"),
             "the PostgreSQL container ({}) is not labelled: {containers:?}",
             server.description()
         );
@@ -106,12 +121,9 @@ async fn redis_runs_lease_separate_databases() {
     again.release().await;
 
     if std::env::var_os("DEBUGLAB_REDIS_URL").is_none() {
-        let containers = session_containers();
+        let containers = session_containers().await;
         assert!(
-            containers
-                .iter()
-                .any(|line| line.contains("debuglab=true")
-                    && line.contains("debuglab.service=redis")),
+            labelled(&containers, "redis"),
             "the Redis container is not labelled: {containers:?}"
         );
     }
