@@ -122,17 +122,30 @@ fn run_prints_the_report_as_json_and_exits_zero_whatever_the_verdict() {
         .any(|line| line.as_str().unwrap().contains("seed 7")));
 }
 
+/// How many containers carry `pid`'s label, as Docker lists them (through
+/// bollard, like the harness: no `docker` CLI needed).
 fn containers_of_pid(pid: u32) -> usize {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=debuglab.pid={pid}"),
-        ])
-        .output()
-        .expect("the docker CLI runs");
-    String::from_utf8_lossy(&output.stdout).lines().count()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = bollard::Docker::connect_with_defaults().expect("a Docker client");
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![format!("debuglab.pid={pid}")],
+        )]);
+        let options = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        client
+            .list_containers(Some(options))
+            .await
+            .expect("Docker lists containers")
+            .len()
+    })
 }
 
 #[test]
