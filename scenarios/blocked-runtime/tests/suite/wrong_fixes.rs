@@ -12,6 +12,41 @@ async fn judge(code: Code) -> Report {
     judge_candidate(BlockedRuntime::with_candidate(code)).await
 }
 
+/// The login as it shipped, with the password check handed to `check`
+/// (given the password typed and the stored hash): the wrong fixes differ
+/// only in how they check.
+mod shipped {
+    use std::future::Future;
+
+    use deadpool_redis::redis::AsyncCommands;
+
+    use crate::{new_token, session_key, Credentials, LoginError, Pool, SESSION_TTL, USERS_KEY};
+
+    pub async fn login_with<F, Fut>(
+        redis: &Pool,
+        credentials: Credentials,
+        check: F,
+    ) -> Result<String, LoginError>
+    where
+        F: FnOnce(String, String) -> Fut,
+        Fut: Future<Output = Result<(), LoginError>>,
+    {
+        let mut conn = redis.get().await?;
+        let stored: Option<String> = conn.hget(USERS_KEY, &credentials.username).await?;
+        let stored = stored.ok_or(LoginError::UnknownUser)?;
+        check(credentials.password.clone(), stored).await?;
+        let token = new_token();
+        let _: () = conn
+            .set_ex(
+                session_key(&token),
+                &credentials.username,
+                SESSION_TTL.as_secs(),
+            )
+            .await?;
+        Ok(token)
+    }
+}
+
 /// "The runtime is too small": the login as it shipped, on sixteen workers.
 mod more_workers {
     pub use crate::buggy::login;
@@ -31,32 +66,18 @@ async fn more_worker_threads_is_not_a_fix() {
 
 /// "Run it in the background": the check in a task of its own, on the same workers.
 mod spawns_the_check {
-    use deadpool_redis::redis::AsyncCommands;
-
-    use crate::{
-        new_token, session_key, verify_password, Credentials, LoginError, Pool, SESSION_TTL,
-        USERS_KEY,
-    };
+    use super::shipped::login_with;
+    use crate::{verify_password, Credentials, LoginError, Pool};
 
     pub const WORKER_THREADS: usize = 2;
 
     pub async fn login(redis: &Pool, credentials: Credentials) -> Result<String, LoginError> {
-        let mut conn = redis.get().await?;
-        let stored: Option<String> = conn.hget(USERS_KEY, &credentials.username).await?;
-        let stored = stored.ok_or(LoginError::UnknownUser)?;
-        let password = credentials.password.clone();
-        tokio::spawn(async move { verify_password(&password, &stored) })
-            .await
-            .map_err(|error| LoginError::Task(error.to_string()))??;
-        let token = new_token();
-        let _: () = conn
-            .set_ex(
-                session_key(&token),
-                &credentials.username,
-                SESSION_TTL.as_secs(),
-            )
-            .await?;
-        Ok(token)
+        login_with(redis, credentials, |password, stored| async move {
+            tokio::spawn(async move { verify_password(&password, &stored) })
+                .await
+                .map_err(|error| LoginError::Task(error.to_string()))?
+        })
+        .await
     }
 }
 
@@ -75,45 +96,25 @@ mod remembers_passwords {
     use std::collections::HashSet;
     use std::sync::Mutex;
 
-    use deadpool_redis::redis::AsyncCommands;
-
-    use crate::{
-        new_token, session_key, verify_password, Credentials, LoginError, Pool, SESSION_TTL,
-        USERS_KEY,
-    };
+    use super::shipped::login_with;
+    use crate::{verify_password, Credentials, LoginError, Pool};
 
     pub const WORKER_THREADS: usize = 2;
 
     static VERIFIED: Mutex<Option<HashSet<(String, String)>>> = Mutex::new(None);
 
-    fn known(credentials: &Credentials) -> bool {
-        let verified = VERIFIED.lock().unwrap();
-        let key = (credentials.username.clone(), credentials.password.clone());
-        verified.as_ref().is_some_and(|set| set.contains(&key))
-    }
-
     pub async fn login(redis: &Pool, credentials: Credentials) -> Result<String, LoginError> {
-        let mut conn = redis.get().await?;
-        let stored: Option<String> = conn.hget(USERS_KEY, &credentials.username).await?;
-        let stored = stored.ok_or(LoginError::UnknownUser)?;
-        if !known(&credentials) {
-            verify_password(&credentials.password, &stored)?;
-            let key = (credentials.username.clone(), credentials.password.clone());
-            VERIFIED
-                .lock()
-                .unwrap()
-                .get_or_insert_with(HashSet::new)
-                .insert(key);
-        }
-        let token = new_token();
-        let _: () = conn
-            .set_ex(
-                session_key(&token),
-                &credentials.username,
-                SESSION_TTL.as_secs(),
-            )
-            .await?;
-        Ok(token)
+        let key = (credentials.username.clone(), credentials.password.clone());
+        login_with(redis, credentials, |password, stored| async move {
+            let mut verified = VERIFIED.lock().unwrap();
+            let verified = verified.get_or_insert_with(HashSet::new);
+            if !verified.contains(&key) {
+                verify_password(&password, &stored)?;
+                verified.insert(key);
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -129,34 +130,20 @@ async fn remembering_verified_passwords_is_not_a_fix() {
 /// Another correct fix: the check on a thread of its own, the answer sent
 /// back on a oneshot channel.
 mod checks_on_a_thread {
-    use deadpool_redis::redis::AsyncCommands;
-
-    use crate::{
-        new_token, session_key, verify_password, Credentials, LoginError, Pool, SESSION_TTL,
-        USERS_KEY,
-    };
+    use super::shipped::login_with;
+    use crate::{verify_password, Credentials, LoginError, Pool};
 
     pub const WORKER_THREADS: usize = 2;
 
     pub async fn login(redis: &Pool, credentials: Credentials) -> Result<String, LoginError> {
-        let mut conn = redis.get().await?;
-        let stored: Option<String> = conn.hget(USERS_KEY, &credentials.username).await?;
-        let stored = stored.ok_or(LoginError::UnknownUser)?;
-        let (answer, checked) = tokio::sync::oneshot::channel();
-        let password = credentials.password.clone();
-        std::thread::spawn(move || answer.send(verify_password(&password, &stored)));
-        checked
-            .await
-            .map_err(|error| LoginError::Task(error.to_string()))??;
-        let token = new_token();
-        let _: () = conn
-            .set_ex(
-                session_key(&token),
-                &credentials.username,
-                SESSION_TTL.as_secs(),
-            )
-            .await?;
-        Ok(token)
+        login_with(redis, credentials, |password, stored| async move {
+            let (answer, checked) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || answer.send(verify_password(&password, &stored)));
+            checked
+                .await
+                .map_err(|error| LoginError::Task(error.to_string()))?
+        })
+        .await
     }
 }
 
