@@ -76,6 +76,14 @@ pub fn assert_symptom_reproduced(report: &Report) {
     );
 }
 
+/// The metric `name` of `report`; panics with the whole report when the
+/// run did not record it.
+pub fn metric(report: &Report, name: &str) -> f64 {
+    report
+        .metric(name)
+        .unwrap_or_else(|| panic!("no metric {name}:\n{}", report.render_text(false)))
+}
+
 /// Asserts that a fixed (or exercise) variant's report verifies the fix.
 pub fn assert_fix_verified(report: &Report) {
     assert_eq!(

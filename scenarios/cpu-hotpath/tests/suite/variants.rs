@@ -4,7 +4,7 @@
 
 use cpu_hotpath::SCENARIO;
 use debuglab_harness::testing::{
-    assert_fix_verified, assert_no_spoilers, assert_symptom_reproduced, SharedReport,
+    assert_fix_verified, assert_no_spoilers, assert_symptom_reproduced, metric, SharedReport,
 };
 use debuglab_harness::{Report, Scenario, Variant};
 
@@ -18,12 +18,6 @@ async fn buggy() -> &'static Report {
 
 async fn fixed() -> &'static Report {
     FIXED.get(&SCENARIO, Variant::Fixed).await
-}
-
-fn metric(report: &Report, name: &str) -> f64 {
-    report
-        .metric(name)
-        .unwrap_or_else(|| panic!("no metric {name}: {}", report.render_text(false)))
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! the fixed ones stay within their bound, expire, and keep the hit rate.
 
 use debuglab_harness::testing::{
-    assert_fix_verified, assert_no_spoilers, assert_symptom_reproduced, SharedReport,
+    assert_fix_verified, assert_no_spoilers, assert_symptom_reproduced, metric, SharedReport,
 };
 use debuglab_harness::{Report, Scenario, Variant};
 use unbounded_cache::{CONFIG, SCENARIO};
@@ -17,12 +17,6 @@ async fn buggy() -> &'static Report {
 
 async fn fixed() -> &'static Report {
     FIXED.get(&SCENARIO, Variant::Fixed).await
-}
-
-fn metric(report: &Report, name: &str) -> f64 {
-    report
-        .metric(name)
-        .unwrap_or_else(|| panic!("no metric {name}:\n{}", report.render_text(false)))
 }
 
 #[tokio::test]
