@@ -600,11 +600,35 @@ pub struct ServiceRuntime {
 }
 
 impl ServiceRuntime {
-    /// A runtime with `workers` worker threads, its polls judged by `limits`.
-    pub fn new(workers: usize, limits: Limits) -> std::io::Result<ServiceRuntime> {
+    /// A runtime with `workers` worker threads for `scenario`'s service, its
+    /// polls judged by `limits`.
+    pub fn new(scenario: &str, workers: usize, limits: Limits) -> crate::Result<ServiceRuntime> {
+        let runtime =
+            GuardedRuntime::new(workers, limits).map_err(|error| crate::HarnessError::Setup {
+                scenario: scenario.to_owned(),
+                detail: format!("cannot start the service's runtime: {error}"),
+            })?;
         Ok(ServiceRuntime {
-            runtime: Arc::new(GuardedRuntime::new(workers, limits)?),
+            runtime: Arc::new(runtime),
         })
+    }
+
+    /// Runs `setup` (opening the service's pool, say) on the runtime, so
+    /// that what it opens — connections and their I/O tasks — lives there,
+    /// as in the service; `what` names it if the runtime fails it.
+    pub async fn set_up<T: Send + 'static>(
+        &self,
+        scenario: &str,
+        what: &str,
+        setup: impl Future<Output = crate::Result<T>> + Send + 'static,
+    ) -> crate::Result<T> {
+        self.handle()
+            .spawn(setup)
+            .await
+            .map_err(|error| crate::HarnessError::Setup {
+                scenario: scenario.to_owned(),
+                detail: format!("{what}: {error}"),
+            })?
     }
 
     /// A handle to the runtime (to open pools on it, or to monitor it).

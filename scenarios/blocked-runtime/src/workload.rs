@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use debuglab_harness::guard::{Limits, ServiceRuntime};
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
-use debuglab_harness::{HarnessError, PoolSettings, Result, RunContext};
+use debuglab_harness::{PoolSettings, Result, RunContext};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -136,21 +136,14 @@ async fn start_service(
     redis: &debuglab_harness::redis::RunRedis,
     code: Code,
 ) -> Result<Service> {
-    let runtime = ServiceRuntime::new(code.worker_threads, SERVICE_LIMITS).map_err(|error| {
-        HarnessError::Setup {
-            scenario: ctx.info().id.to_owned(),
-            detail: format!("cannot start the service's runtime: {error}"),
-        }
-    })?;
+    let id = ctx.info().id;
+    let runtime = ServiceRuntime::new(id, code.worker_threads, SERVICE_LIMITS)?;
     let opening = redis.clone();
     let pool = runtime
-        .handle()
-        .spawn(async move { opening.pool(POOL).await })
-        .await
-        .map_err(|error| HarnessError::Setup {
-            scenario: ctx.info().id.to_owned(),
-            detail: format!("opening the service's pool: {error}"),
-        })??;
+        .set_up(id, "opening the service's pool", async move {
+            opening.pool(POOL).await
+        })
+        .await?;
     Ok(Service {
         runtime,
         redis: pool,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use debuglab_harness::guard::{Limits, ServiceRuntime};
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
-use debuglab_harness::{cpu, HarnessError, PoolSettings, Result, RunContext};
+use debuglab_harness::{cpu, PoolSettings, Result, RunContext};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -69,19 +69,14 @@ pub async fn run_quotes(ctx: &RunContext, code: Code) -> Result<Figures> {
     let database = ctx.database(None).await?;
     database.migrate(&BASE_MIGRATIONS, &[]).await?;
     data::open_shop(&database).await?;
-    let service = ServiceRuntime::new(2, SERVICE_LIMITS).map_err(|error| HarnessError::Setup {
-        scenario: ctx.info().id.to_owned(),
-        detail: format!("cannot start the service's runtime: {error}"),
-    })?;
+    let id = ctx.info().id;
+    let service = ServiceRuntime::new(id, 2, SERVICE_LIMITS)?;
     let opening = database.clone();
     let pool = service
-        .handle()
-        .spawn(async move { opening.pool(POOL).await })
-        .await
-        .map_err(|error| HarnessError::Setup {
-            scenario: ctx.info().id.to_owned(),
-            detail: format!("opening the service's pool: {error}"),
-        })??;
+        .set_up(id, "opening the service's pool", async move {
+            opening.pool(POOL).await
+        })
+        .await?;
     let small = drive_phase(
         ctx,
         &service,
