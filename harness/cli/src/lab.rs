@@ -366,6 +366,8 @@ mod tests {
             summary: String::new(),
             metrics: Default::default(),
             evidence: Vec::new(),
+            series: Default::default(),
+            plots: Vec::new(),
         }
     }
 

@@ -21,7 +21,8 @@
 //!   counting global allocator), and [`sampler`] to follow any of them over a run;
 //! - **replicas** ([`replica`]): copies of a service as separate processes;
 //! - **reports** ([`Report`]): the verdict, metrics and evidence of a run, with
-//!   secrets redacted ([`redact`]);
+//!   secrets redacted ([`redact`]), and the series it followed with the
+//!   plots that draw them ([`plot`]);
 //! - **exercises** ([`runner`]): the learner's code runs in a binary of its
 //!   own, never compiled into a library; [`live`] keeps a workload going
 //!   while the learner investigates;
@@ -41,6 +42,7 @@ pub mod guard;
 pub mod investigate;
 pub mod latency;
 pub mod live;
+pub mod plot;
 pub mod pools;
 pub mod postgres;
 pub mod progress;
@@ -64,6 +66,7 @@ use std::time::Duration;
 
 pub use error::{HarnessError, Result};
 pub use investigate::Kept;
+pub use plot::{Plot, PlotKind};
 pub use report::{Outcome, Report};
 pub use run::{run, run_and_keep, run_observed, RunContext, RunOptions};
 pub use scenario::{Scenario, ScenarioInfo, Sources, Variant, Verdict};

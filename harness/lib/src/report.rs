@@ -5,11 +5,13 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plot::{sparkline, Plot, PlotKind, Points};
 use crate::Variant;
 
 /// The result of running one variant of one scenario.
 ///
-/// Serialised as `{scenario, variant, healthy, duration_ms, summary, metrics, evidence}`.
+/// Serialised as `{scenario, variant, healthy, duration_ms, summary, metrics,
+/// evidence, series, plots}`.
 /// Every string in it has been passed through [`crate::redact::redact`].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -27,6 +29,12 @@ pub struct Report {
     pub metrics: BTreeMap<String, f64>,
     /// What an engineer would look at: plans, server views, log lines.
     pub evidence: Vec<String>,
+    /// The figures followed over the run, by name: `[[x, y], …]`.
+    #[serde(default)]
+    pub series: BTreeMap<String, Points>,
+    /// How to draw them ([`crate::plot`]).
+    #[serde(default)]
+    pub plots: Vec<Plot>,
 }
 
 /// What a report means for the variant that produced it.
@@ -146,6 +154,11 @@ impl Report {
                 );
             }
         }
+        // Sparklines go with colours: where those are off (NO_COLOR, a pipe),
+        // the reader may be a program or a screen reader.
+        if color {
+            out.push_str(&self.render_sparklines(&paint));
+        }
         if !self.evidence.is_empty() {
             let _ = writeln!(out, "\n{}", paint("1", "evidence"));
             for line in &self.evidence {
@@ -161,6 +174,56 @@ impl Report {
         out
     }
 }
+
+impl Report {
+    /// The line plots' series as sparklines under their plot's title, with
+    /// their lowest and highest value; empty when there are none.
+    fn render_sparklines(&self, paint: &dyn Fn(&str, &str) -> String) -> String {
+        let mut out = String::new();
+        for plot in self.plots.iter().filter(|plot| plot.kind == PlotKind::Line) {
+            let drawn: Vec<(&str, &Points)> = plot
+                .lines
+                .iter()
+                .filter_map(|line| {
+                    let points = self.series.get(&line.series)?;
+                    (points.len() >= 2).then_some((line.label.as_str(), points))
+                })
+                .collect();
+            if drawn.is_empty() {
+                continue;
+            }
+            if out.is_empty() {
+                let _ = writeln!(out, "\n{}", paint("1", "over the run"));
+            }
+            let _ = writeln!(out, "  {}", plot.title);
+            let width = drawn
+                .iter()
+                .map(|(label, _)| label.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (label, points) in drawn {
+                let low = points.iter().map(|point| point[1]).fold(f64::MAX, f64::min);
+                let high = points.iter().map(|point| point[1]).fold(f64::MIN, f64::max);
+                let _ = writeln!(
+                    out,
+                    "    {label:<width$}  {}  {} to {}{}",
+                    paint("36", &sparkline(points, SPARKLINE_WIDTH)),
+                    format_number(low),
+                    format_number(high),
+                    if plot.y.unit.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", plot.y.unit)
+                    }
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Columns of a sparkline in the terminal report.
+const SPARKLINE_WIDTH: usize = 40;
 
 /// Formats a metric: integers without decimals, others with up to three.
 pub fn format_number(value: f64) -> String {
@@ -232,7 +295,37 @@ mod tests {
             summary: "p95 80 ms is above the 10 ms objective".into(),
             metrics: BTreeMap::from([("p95_ms".into(), 80.25), ("calls".into(), 40.0)]),
             evidence: vec!["plan: Seq Scan on orders\n  rows removed: 999,900".into()],
+            series: BTreeMap::new(),
+            plots: Vec::new(),
         }
+    }
+
+    #[test]
+    fn line_plots_show_as_sparklines_only_with_colours() {
+        let mut report = report(Variant::Buggy, false);
+        report.series.insert(
+            "waiting".into(),
+            crate::plot::numbered([0.0, 45.0, 45.0, 0.0]),
+        );
+        report.plots.push(
+            Plot::new("pool", PlotKind::Line, "Pool over the sale")
+                .y("requests", "requests")
+                .line("waiting", "Redis waiting")
+                .line("never_recorded", "missing"),
+        );
+        let text = report.render_text(true);
+        assert!(text.contains("over the run"), "{text}");
+        assert!(text.contains("  Pool over the sale\n"), "{text}");
+        assert!(
+            text.contains("Redis waiting  \x1b[36m▁██▁\x1b[0m  0 to 45 requests"),
+            "{text}"
+        );
+        assert!(!text.contains("missing"), "{text}");
+        let plain = report.render_text(false);
+        assert!(
+            !plain.contains("over the run") && !plain.contains('▁'),
+            "{plain}"
+        );
     }
 
     #[test]
@@ -281,6 +374,8 @@ mod tests {
             "duration_ms",
             "metrics",
             "evidence",
+            "series",
+            "plots",
         ] {
             assert!(keys.contains(&key), "missing {key} in {json}");
         }

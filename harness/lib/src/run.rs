@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use crate::error::{HarnessError, Result};
 use crate::guard::{GuardedRuntime, Limits, Monitor};
 use crate::investigate::{Kept, KeptDatabase, KeptRedis};
+use crate::plot::{Plot, Points};
 use crate::pools::PoolRegistry;
 use crate::postgres::{DatabaseTemplate, RunDatabase};
 use crate::redis::RunRedis;
@@ -120,6 +121,8 @@ pub struct RunContext {
 struct Findings {
     metrics: BTreeMap<String, f64>,
     evidence: Vec<String>,
+    series: BTreeMap<String, Points>,
+    plots: Vec<Plot>,
 }
 
 /// What a live run shows while it goes: requests so far and the scenario's gauges.
@@ -189,7 +192,7 @@ impl RunContext {
             .unwrap_or_else(|| u64::from(rand::random::<u32>()));
         let findings = Findings {
             metrics: BTreeMap::from([("timed_out".to_owned(), 0.0)]),
-            evidence: Vec::new(),
+            ..Findings::default()
         };
         RunContext {
             info,
@@ -244,6 +247,22 @@ impl RunContext {
     /// Records one piece of evidence; it is redacted before it reaches the report.
     pub fn evidence(&self, line: impl Into<String>) {
         lock(&self.findings).evidence.push(line.into());
+    }
+
+    /// Records a figure followed over the run as `[x, y]` points (replacing
+    /// an earlier series of the same name); [`RunContext::plot`] draws it.
+    pub fn series(&self, name: &str, points: impl IntoIterator<Item = [f64; 2]>) {
+        let points = points.into_iter().collect();
+        lock(&self.findings).series.insert(name.to_owned(), points);
+    }
+
+    /// Says how to draw some of the run's series (replacing an earlier plot
+    /// with the same id). A plot may name a series that was never recorded
+    /// (a phase the run did not reach): it is drawn without it.
+    pub fn plot(&self, plot: Plot) {
+        let mut findings = lock(&self.findings);
+        findings.plots.retain(|existing| existing.id != plot.id);
+        findings.plots.push(plot);
     }
 
     /// Sets a gauge: a figure that changes while the workload runs (pool
@@ -442,6 +461,8 @@ impl RunContext {
             summary: redact(&verdict.summary),
             metrics: findings.metrics,
             evidence: findings.evidence.iter().map(|line| redact(line)).collect(),
+            series: findings.series,
+            plots: findings.plots,
         }
     }
 }
