@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pools::Checkout;
 use crate::sampler::Sample;
+use crate::workload::WorkloadOutcome;
 
 /// A series: `[x, y]` points in the order they were taken.
 pub type Points = Vec<[f64; 2]>;
@@ -33,6 +35,61 @@ pub fn numbered(values: impl IntoIterator<Item = f64>) -> Points {
         .enumerate()
         .map(|(index, value)| [(index + 1) as f64, value])
         .collect()
+}
+
+/// A sample of a workload's requests on a timeline, as the pools saw them:
+/// a row per request, each with the time it waited for its first pooled
+/// connection and the time it went on after (see [`PlotKind::Timeline`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConnectionTimeline {
+    /// The requests shown, row by row (their indexes).
+    pub requests: Vec<usize>,
+    /// `[start, first checkout]` of each row, in ms since the workload began.
+    pub waiting: Points,
+    /// `[first checkout, end]` of each row (`[end, end]` for a request that
+    /// never got a connection: it waited all along).
+    pub served: Points,
+}
+
+impl ConnectionTimeline {
+    /// Every `every`-th finished request of `outcome`, by index, placed by
+    /// the run's `checkouts` ([`crate::RunContext::checkouts`]).
+    pub fn of<T, E>(
+        outcome: &WorkloadOutcome<T, E>,
+        checkouts: &[Checkout],
+        every: usize,
+    ) -> ConnectionTimeline {
+        let mut records: Vec<_> = outcome
+            .records
+            .iter()
+            .filter(|record| record.index % every.max(1) == 0)
+            .collect();
+        records.sort_by_key(|record| record.index);
+        let mut timeline = ConnectionTimeline::default();
+        for record in records {
+            let (start, end) = (record.started, record.started + record.latency);
+            let first = checkouts
+                .iter()
+                .filter(|checkout| checkout.request == record.index)
+                .map(|checkout| checkout.at)
+                .min()
+                .unwrap_or(end)
+                .clamp(start, end);
+            timeline.requests.push(record.index);
+            timeline.waiting.push([millis(start), millis(first)]);
+            timeline.served.push([millis(first), millis(end)]);
+        }
+        timeline
+    }
+
+    /// A phase each request reports (a call it made, by request index, in
+    /// ms since the workload began), aligned with the rows; rows without it get `[0, 0]`.
+    pub fn phase(&self, spans: &std::collections::HashMap<usize, [f64; 2]>) -> Points {
+        self.requests
+            .iter()
+            .map(|request| spans.get(request).copied().unwrap_or([0.0, 0.0]))
+            .collect()
+    }
 }
 
 /// A duration in milliseconds, for an axis.
@@ -274,6 +331,42 @@ mod tests {
         assert_eq!(json["kind"], "line");
         let back: Plot = serde_json::from_value(json).unwrap();
         assert_eq!(back, plot);
+    }
+
+    #[test]
+    fn a_connection_timeline_waits_until_the_first_checkout() {
+        use crate::workload::{Ended, RequestRecord};
+        let record = |index: usize, started: u64, latency: u64| RequestRecord {
+            index,
+            started: Duration::from_millis(started),
+            latency: Duration::from_millis(latency),
+            result: Ok::<(), ()>(()),
+        };
+        let outcome = WorkloadOutcome {
+            records: vec![record(2, 0, 500), record(0, 0, 300), record(1, 10, 100)],
+            planned: 3,
+            issued: 3,
+            unfinished: 0,
+            cut_off: false,
+            ended: Ended::AllIssued,
+            elapsed: Duration::from_millis(500),
+        };
+        let checkout = |request: usize, at: u64| Checkout {
+            request,
+            at: Duration::from_millis(at),
+            store: crate::Service::Redis,
+        };
+        let checkouts = [checkout(0, 250), checkout(0, 40), checkout(2, 480)];
+        let timeline = ConnectionTimeline::of(&outcome, &checkouts, 2);
+        assert_eq!(timeline.requests, vec![0, 2]);
+        assert_eq!(timeline.waiting, vec![[0.0, 40.0], [0.0, 480.0]]);
+        assert_eq!(timeline.served, vec![[40.0, 300.0], [480.0, 500.0]]);
+        let calls = std::collections::HashMap::from([(2, [481.0, 499.0])]);
+        assert_eq!(timeline.phase(&calls), vec![[0.0, 0.0], [481.0, 499.0]]);
+        // A request that never got a connection waited all along.
+        let none = ConnectionTimeline::of(&outcome, &[], 1);
+        assert_eq!(none.waiting[1], [10.0, 110.0]);
+        assert_eq!(none.served[1], [110.0, 110.0]);
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //! themselves — not from anything the variant reports — and a pool that no
 //! longer has the harness's size or timeout makes the run unhealthy.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::PoolSettings;
+use crate::workload::RequestClock;
+use crate::{PoolSettings, Service};
 
 /// A pool the harness built, with the settings it was built with.
 enum BuiltPool {
@@ -71,6 +72,49 @@ impl ReadBack {
 #[derive(Default)]
 pub struct PoolRegistry {
     pools: Mutex<Vec<BuiltPool>>,
+    checkouts: Arc<CheckoutLog>,
+}
+
+/// A connection handed to a request of the run's workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkout {
+    /// The request's index.
+    pub request: usize,
+    /// When, since the workload began.
+    pub at: Duration,
+    /// From which store's pool.
+    pub store: Service,
+}
+
+/// The connections a run's pools handed to its workload's requests, as the
+/// pools saw it (their checkout hooks run in the requesting task): a
+/// request's timeline shows how long it waited for its first.
+#[derive(Debug, Default)]
+pub struct CheckoutLog(Mutex<Vec<Checkout>>);
+
+impl CheckoutLog {
+    /// Records a checkout from `store`'s pool, if the current task serves a request.
+    pub fn record(&self, store: Service) {
+        if let Some(clock) = RequestClock::current() {
+            let checkout = Checkout {
+                request: clock.index,
+                at: clock.now(),
+                store,
+            };
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(checkout);
+        }
+    }
+
+    /// Every checkout so far, in the order they happened.
+    pub fn all(&self) -> Vec<Checkout> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 impl PoolRegistry {
@@ -78,6 +122,11 @@ impl PoolRegistry {
         self.pools
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Where the run's pools record their checkouts.
+    pub fn checkouts(&self) -> &Arc<CheckoutLog> {
+        &self.checkouts
     }
 
     /// Remembers a PostgreSQL pool built with `settings`.

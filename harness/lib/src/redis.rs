@@ -11,7 +11,7 @@ use deadpool_redis::{ConnectionAddr, ConnectionInfo, Pool, RedisConnectionInfo, 
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::{HarnessError, Result};
-use crate::pools::PoolRegistry;
+use crate::pools::{CheckoutLog, PoolRegistry};
 use crate::service::{
     env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
     ServiceContainer,
@@ -298,15 +298,28 @@ async fn connect_when_ready(
 }
 
 /// A `deadpool-redis` pool of `settings`' size and wait timeout, every
-/// connection opened before it is returned: the run's pools and replicas' alike.
-pub(crate) async fn open_pool(info: ConnectionInfo, settings: PoolSettings) -> Result<Pool> {
-    let pool = deadpool_redis::Config::from_connection_info(info)
+/// connection opened before it is returned: the run's pools and replicas'
+/// alike. Each connection it hands to a workload's request is noted in `checkouts`.
+pub(crate) async fn open_pool(
+    info: ConnectionInfo,
+    settings: PoolSettings,
+    checkouts: Option<Arc<CheckoutLog>>,
+) -> Result<Pool> {
+    let mut builder = deadpool_redis::Config::from_connection_info(info)
         .builder()
         .map_err(HarnessError::redis("configuring a pool"))?
         .max_size(settings.max_connections as usize)
         .wait_timeout(Some(settings.acquire_timeout))
         .create_timeout(Some(Duration::from_secs(5)))
-        .runtime(Runtime::Tokio1)
+        .runtime(Runtime::Tokio1);
+    if let Some(checkouts) = checkouts {
+        // The pool is warm, so every checkout during the run recycles a connection.
+        builder = builder.post_recycle(deadpool_redis::Hook::sync_fn(move |_, _| {
+            checkouts.record(Service::Redis);
+            Ok(())
+        }));
+    }
+    let pool = builder
         .build()
         .map_err(HarnessError::redis("building a pool"))?;
     let warm = futures::future::try_join_all((0..settings.max_connections).map(|_| pool.get()))
@@ -394,7 +407,11 @@ impl RunRedis {
     /// The pool starts warm, every connection open, as in a service that has
     /// been running for a while.
     pub async fn pool(&self, settings: PoolSettings) -> Result<Pool> {
-        let pool = open_pool(self.connection_info(), settings).await?;
+        let checkouts = self
+            .pools
+            .as_ref()
+            .map(|pools| Arc::clone(pools.checkouts()));
+        let pool = open_pool(self.connection_info(), settings, checkouts).await?;
         if let Some(pools) = &self.pools {
             pools.register_redis(&pool, settings);
         }

@@ -200,7 +200,7 @@ pub async fn pg_pool(settings: PoolSettings) -> Result<sqlx::PgPool> {
             detail: crate::redact::redact(&error.to_string()),
         }
     })?;
-    let pool = crate::postgres::open_pool(options, settings).await?;
+    let pool = crate::postgres::open_pool(options, settings, None).await?;
     POOLS.register_postgres(&pool, settings);
     Ok(pool)
 }
@@ -214,7 +214,7 @@ pub async fn redis_pool(settings: PoolSettings) -> Result<deadpool_redis::Pool> 
             detail: crate::redact::redact(&error.to_string()),
         })?;
     let pool =
-        crate::redis::open_pool(deadpool_redis::ConnectionInfo::from(info), settings).await?;
+        crate::redis::open_pool(deadpool_redis::ConnectionInfo::from(info), settings, None).await?;
     POOLS.register_redis(&pool, settings);
     Ok(pool)
 }

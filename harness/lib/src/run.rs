@@ -283,6 +283,12 @@ impl RunContext {
         &self.progress
     }
 
+    /// Every connection the run's pools have handed to its workload's
+    /// requests so far, with when (for request timelines).
+    pub fn checkouts(&self) -> Vec<crate::pools::Checkout> {
+        self.pools.checkouts().all()
+    }
+
     /// A fresh PostgreSQL database for this run, copied from `template` when given.
     ///
     /// Pools built from it ([`RunDatabase::pool`]) are read back when the run ends.

@@ -42,11 +42,40 @@ pub enum Ended {
     Stopped(String),
 }
 
+tokio::task_local! {
+    static CURRENT_REQUEST: RequestClock;
+}
+
+/// Which request of a workload the current task is serving, and when that
+/// workload began: services a variant calls (a payment provider, the
+/// harness's pools) use it to place what they saw on the request's timeline.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestClock {
+    /// The request's index.
+    pub index: usize,
+    workload_began: Instant,
+}
+
+impl RequestClock {
+    /// The request this task serves, if it serves one of a workload's
+    /// (work the variant moved into a task of its own has none).
+    pub fn current() -> Option<RequestClock> {
+        CURRENT_REQUEST.try_with(|clock| *clock).ok()
+    }
+
+    /// Now, as time since the workload began.
+    pub fn now(&self) -> Duration {
+        self.workload_began.elapsed()
+    }
+}
+
 /// One finished request.
 #[derive(Debug)]
 pub struct RequestRecord<T, E> {
     /// Which request (0-based, in issue order).
     pub index: usize,
+    /// When it started, since the workload began.
+    pub started: Duration,
     /// How long it took, from start to answer or error.
     pub latency: Duration,
     /// What it returned.
@@ -199,12 +228,17 @@ where
 
     fn spawn_next(&mut self) {
         let request = Arc::clone(&self.request);
-        let index = self.next;
+        let (index, workload_began) = (self.next, self.started);
         self.in_flight.spawn(watched(async move {
             let begun = Instant::now();
-            let result = request(index).await;
+            let clock = RequestClock {
+                index,
+                workload_began,
+            };
+            let result = CURRENT_REQUEST.scope(clock, request(index)).await;
             RequestRecord {
                 index,
+                started: begun - workload_began,
                 latency: begun.elapsed(),
                 result,
             }

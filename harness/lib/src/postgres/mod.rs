@@ -31,7 +31,7 @@ pub use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::error::{HarnessError, Result};
 use crate::latency::LatencyProxy;
-use crate::pools::PoolRegistry;
+use crate::pools::{CheckoutLog, PoolRegistry};
 use crate::service::{
     env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
     ServiceContainer,
@@ -547,7 +547,11 @@ impl RunDatabase {
         options: PgConnectOptions,
         settings: PoolSettings,
     ) -> Result<PgPool> {
-        let pool = open_pool(options, settings).await?;
+        let checkouts = self
+            .pools
+            .as_ref()
+            .map(|pools| Arc::clone(pools.checkouts()));
+        let pool = open_pool(options, settings, checkouts).await?;
         if let Some(pools) = &self.pools {
             pools.register_postgres(&pool, settings);
         }
@@ -640,11 +644,24 @@ impl RunDatabase {
 }
 
 /// A pool of `settings`' size and acquire timeout, every connection opened
-/// before it is returned: the run's pools and replicas' pools alike.
-pub(crate) async fn open_pool(options: PgConnectOptions, settings: PoolSettings) -> Result<PgPool> {
-    let pool = PgPoolOptions::new()
+/// before it is returned: the run's pools and replicas' pools alike. Each
+/// connection it hands to a workload's request is noted in `checkouts`.
+pub(crate) async fn open_pool(
+    options: PgConnectOptions,
+    settings: PoolSettings,
+    checkouts: Option<Arc<CheckoutLog>>,
+) -> Result<PgPool> {
+    let mut pool_options = PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
+        .acquire_timeout(settings.acquire_timeout);
+    if let Some(checkouts) = checkouts {
+        // The pool is warm, so every checkout during the run reuses a connection.
+        pool_options = pool_options.before_acquire(move |_, _| {
+            checkouts.record(Service::Postgres);
+            Box::pin(async { Ok(true) })
+        });
+    }
+    let pool = pool_options
         .connect_with(options)
         .await
         .map_err(HarnessError::postgres("opening a pool"))?;
