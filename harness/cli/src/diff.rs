@@ -1,5 +1,6 @@
 //! `diff buggy.rs fixed.rs`, as `debuglab solution` shows it.
 
+use debuglab_harness::terminal::{paint, styles};
 use similar::{ChangeTag, TextDiff};
 
 /// A unified diff from `buggy` to `fixed` (three lines of context), with
@@ -20,18 +21,14 @@ pub fn unified(buggy: &str, fixed: &str, color: bool) -> String {
         ));
         for op in &group {
             for change in diff.iter_changes(op) {
-                let (sign, paint) = match change.tag() {
-                    ChangeTag::Delete => ('-', "31"),
-                    ChangeTag::Insert => ('+', "32"),
-                    ChangeTag::Equal => (' ', ""),
+                let (sign, style) = match change.tag() {
+                    ChangeTag::Delete => ('-', styles::REMOVED),
+                    ChangeTag::Insert => ('+', styles::ADDED),
+                    ChangeTag::Equal => (' ', anstyle::Style::new()),
                 };
                 let line = format!("{sign}{}", change.value().trim_end_matches('\n'));
-                if color && !paint.is_empty() {
-                    out.push_str(&format!("\x1b[{paint}m{line}\x1b[0m\n"));
-                } else {
-                    out.push_str(&line);
-                    out.push('\n');
-                }
+                out.push_str(&paint(color, style, &line));
+                out.push('\n');
             }
         }
     }
@@ -50,6 +47,6 @@ mod tests {
             unified(buggy, fixed, false),
             "--- src/buggy.rs\n+++ src/fixed.rs\n@@ -1,4 +1,4 @@\n a\n b\n-c\n+C\n d\n"
         );
-        assert!(unified(buggy, fixed, true).contains("\x1b[31m-c\x1b[0m"));
+        assert!(unified(buggy, fixed, true).contains(&paint(true, styles::REMOVED, "-c")));
     }
 }

@@ -145,7 +145,7 @@ mod tests {
         };
         assert_eq!(
             status.line(&["idle_in_transaction", "not_yet"]),
-            "live 1:05 · 1234 requests (48/s) · 3 errors · idle in transaction 5"
+            "live 1:05 · 1,234 requests (48/s) · 3 errors · idle in transaction 5"
         );
     }
 }

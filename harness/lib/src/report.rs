@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::plot::{sparkline, Plot, PlotKind, Points};
+use crate::terminal::{paint, styles};
 use crate::Variant;
+use anstyle::Style;
 
 /// The result of running one variant of one scenario.
 ///
@@ -95,29 +97,23 @@ impl Report {
     }
 
     fn render(&self, color: bool, key: Option<&[&str]>) -> String {
-        let paint = |code: &str, text: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_owned()
-            }
-        };
+        let paint = |style: Style, text: &str| paint(color, style, text);
         let outcome = self.outcome();
         let health = if self.healthy {
-            paint("32;1", "HEALTHY")
+            paint(styles::GOOD, "HEALTHY")
         } else {
-            paint("31;1", "UNHEALTHY")
+            paint(styles::BAD, "UNHEALTHY")
         };
         let outcome_label = if outcome.as_expected() {
-            paint("1", outcome.label())
+            paint(styles::STRONG, outcome.label())
         } else {
-            paint("33;1", outcome.label())
+            paint(styles::SURPRISE, outcome.label())
         };
         let mut out = String::new();
         let _ = writeln!(
             out,
             "{} · {} · {} · {} · {:.1} s",
-            paint("1", &self.scenario),
+            paint(styles::STRONG, &self.scenario),
             self.variant,
             health,
             outcome_label,
@@ -141,7 +137,7 @@ impl Report {
             } else {
                 "metrics"
             };
-            let _ = writeln!(out, "\n{}", paint("1", heading));
+            let _ = writeln!(out, "\n{}", paint(styles::STRONG, heading));
             let width = shown.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
             for (name, value) in &shown {
                 let _ = writeln!(out, "  {name:<width$}  {}", format_number(*value));
@@ -160,7 +156,7 @@ impl Report {
             out.push_str(&self.render_sparklines(&paint));
         }
         if !self.evidence.is_empty() {
-            let _ = writeln!(out, "\n{}", paint("1", "evidence"));
+            let _ = writeln!(out, "\n{}", paint(styles::STRONG, "evidence"));
             for line in &self.evidence {
                 let mut lines = line.lines();
                 if let Some(first) = lines.next() {
@@ -178,7 +174,7 @@ impl Report {
 impl Report {
     /// The line plots' series as sparklines under their plot's title, with
     /// their lowest and highest value; empty when there are none.
-    fn render_sparklines(&self, paint: &dyn Fn(&str, &str) -> String) -> String {
+    fn render_sparklines(&self, paint: &dyn Fn(Style, &str) -> String) -> String {
         let mut out = String::new();
         for plot in self.plots.iter().filter(|plot| plot.kind == PlotKind::Line) {
             let drawn: Vec<(&str, &Points)> = plot
@@ -193,7 +189,7 @@ impl Report {
                 continue;
             }
             if out.is_empty() {
-                let _ = writeln!(out, "\n{}", paint("1", "over the run"));
+                let _ = writeln!(out, "\n{}", paint(styles::STRONG, "over the run"));
             }
             let _ = writeln!(out, "  {}", plot.title);
             let width = drawn
@@ -207,7 +203,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "    {label:<width$}  {}  {} to {}{}",
-                    paint("36", &sparkline(points, SPARKLINE_WIDTH)),
+                    paint(styles::PICTURE, &sparkline(points, SPARKLINE_WIDTH)),
                     format_number(low),
                     format_number(high),
                     if plot.y.unit.is_empty() {
@@ -225,12 +221,13 @@ impl Report {
 /// Columns of a sparkline in the terminal report.
 const SPARKLINE_WIDTH: usize = 40;
 
-/// Formats a metric: integers without decimals, others with up to three.
+/// Formats a metric: whole numbers without decimals, others with one
+/// decimal from 100 up and three below; thousands grouped (`59,999,000`).
 pub fn format_number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
+        grouped(value)
     } else if value.abs() >= 100.0 {
-        format!("{value:.1}")
+        group_digits(&format!("{value:.1}"))
     } else {
         format!("{value:.3}")
     }
@@ -239,19 +236,32 @@ pub fn format_number(value: f64) -> String {
 /// `value` rounded to a whole number, its thousands grouped: `59,999,000`
 /// (for sentences; metrics keep [`format_number`]).
 pub fn grouped(value: f64) -> String {
-    let rounded = value.round();
-    let digits = format!("{}", rounded.abs() as u64);
+    group_digits(&format!("{}", value.round()))
+}
+
+/// `text`, a formatted number, with commas between the thousands of its whole part.
+fn group_digits(text: &str) -> String {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, format!(".{fraction}")),
+        None => (unsigned, String::new()),
+    };
     let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index) % 3 == 0 {
             out.push(',');
         }
         out.push(digit);
     }
-    if rounded < 0.0 {
-        out.insert(0, '-');
-    }
-    out
+    let sign = if out.chars().all(|c| c == '0' || c == ',') {
+        ""
+    } else {
+        sign
+    };
+    format!("{sign}{out}{fraction}")
 }
 
 #[cfg(test)]
@@ -265,6 +275,16 @@ mod tests {
         assert_eq!(grouped(999.0), "999");
         assert_eq!(grouped(-1_234.0), "-1,234");
         assert_eq!(grouped(0.2), "0");
+        assert_eq!(grouped(-0.2), "0");
+    }
+
+    #[test]
+    fn metrics_are_grouped_with_their_decimals() {
+        assert_eq!(format_number(1_234_567.0), "1,234,567");
+        assert_eq!(format_number(12_345.67), "12,345.7");
+        assert_eq!(format_number(-1_234.5), "-1,234.5");
+        assert_eq!(format_number(80.25), "80.250");
+        assert_eq!(format_number(40.0), "40");
     }
 
     #[test]
@@ -317,7 +337,10 @@ mod tests {
         assert!(text.contains("over the run"), "{text}");
         assert!(text.contains("  Pool over the sale\n"), "{text}");
         assert!(
-            text.contains("Redis waiting  \x1b[36m▁██▁\x1b[0m  0 to 45 requests"),
+            text.contains(&format!(
+                "Redis waiting  {}  0 to 45 requests",
+                paint(true, styles::PICTURE, "▁██▁")
+            )),
             "{text}"
         );
         assert!(!text.contains("missing"), "{text}");
@@ -355,7 +378,7 @@ mod tests {
         assert!(!text.contains('\x1b'));
         assert!(report(Variant::Buggy, false)
             .render_text(true)
-            .contains("\x1b[31;1mUNHEALTHY"));
+            .contains(&paint(true, styles::BAD, "UNHEALTHY")));
     }
 
     #[test]

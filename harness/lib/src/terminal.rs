@@ -7,14 +7,44 @@ use std::time::Duration;
 use crate::progress::{ActiveStep, ProgressSink};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Whether stdout gets ANSI colours: a terminal, and `NO_COLOR` unset.
+/// Whether stdout gets ANSI colours: as anstream decides, honouring
+/// `NO_COLOR`, `CLICOLOR`, `CLICOLOR_FORCE`, `TERM=dumb` and non-terminals.
 pub fn stdout_color() -> bool {
-    stdout_is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
-/// Whether stderr gets ANSI colours: a terminal, and `NO_COLOR` unset.
+/// Whether stderr gets ANSI colours, decided as for [`stdout_color`].
 pub fn stderr_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
+/// `text` in `style` when `color`, plain otherwise.
+pub fn paint(color: bool, style: anstyle::Style, text: &str) -> String {
+    if color {
+        format!("{}{text}{}", style.render(), style.render_reset())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The styles debuglab's text uses.
+pub mod styles {
+    use anstyle::{AnsiColor, Style};
+
+    /// Headings and names.
+    pub const STRONG: Style = Style::new().bold();
+    /// What is as it should be: a healthy verdict, a line added by the fix.
+    pub const GOOD: Style = AnsiColor::Green.on_default().bold();
+    /// What is wrong: an unhealthy verdict, a line the fix removes.
+    pub const BAD: Style = AnsiColor::Red.on_default().bold();
+    /// What did not go as expected.
+    pub const SURPRISE: Style = AnsiColor::Yellow.on_default().bold();
+    /// Pictures in text: sparklines.
+    pub const PICTURE: Style = AnsiColor::Cyan.on_default();
+    /// A line the fix adds, in a diff.
+    pub const ADDED: Style = AnsiColor::Green.on_default();
+    /// A line the fix removes, in a diff.
+    pub const REMOVED: Style = AnsiColor::Red.on_default();
 }
 
 /// Whether stdout is a terminal (a person reads it, rather than a program).

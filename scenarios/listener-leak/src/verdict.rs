@@ -284,18 +284,18 @@ mod tests {
     fn growth_of_every_kind_is_named() {
         let summary = summary(&leaking());
         assert!(
-            summary.starts_with("Listeners on the bus grow by 1000 per 1,000 dashboards served"),
+            summary.starts_with("Listeners on the bus grow by 1,000 per 1,000 dashboards served"),
             "{summary}"
         );
         assert!(
-            summary.contains("tokio tasks grow by 2000 per 1,000"),
+            summary.contains("tokio tasks grow by 2,000 per 1,000"),
             "{summary}"
         );
         assert!(
-            summary.contains("Redis clients grow by 1000 per 1,000"),
+            summary.contains("Redis clients grow by 1,000 per 1,000"),
             "{summary}"
         );
-        assert!(summary.contains("the live heap grows by 40000 KiB per 1,000 dashboards served (a dashboard holds 32 KiB)"), "{summary}");
+        assert!(summary.contains("the live heap grows by 40,000 KiB per 1,000 dashboards served (a dashboard holds 32 KiB)"), "{summary}");
         assert!(
             summary.contains(
                 "600 listeners were still registered on the bus after every dashboard had closed"
@@ -335,7 +335,7 @@ mod tests {
             ),
             (
                 |g: &mut Growth| g.heap_bytes += 1.0,
-                "the live heap grows by 1024 KiB per",
+                "the live heap grows by 1,024 KiB per",
             ),
         ] {
             let mut over = figures.clone();
