@@ -1,15 +1,18 @@
 //! `debuglab lab` and `debuglab bench`: every scenario, buggy and fixed.
 
+use std::path::PathBuf;
+
 use debuglab_harness::report::format_number;
 use debuglab_harness::stats::median;
 use debuglab_harness::{Report, RunOptions, Scenario, Variant};
 use serde::Serialize;
 
-use crate::scenarios;
+use crate::{scenarios, table};
 
 /// Runs every scenario's buggy and fixed variants and prints a table (or the
-/// reports as JSON). Returns whether every variant behaved as it should.
-pub async fn lab(json: bool) -> anyhow::Result<bool> {
+/// reports as JSON), and with `html` writes their comparison pages and an
+/// index there. Returns whether every variant behaved as it should.
+pub async fn lab(json: bool, html: Option<PathBuf>) -> anyhow::Result<bool> {
     let options = RunOptions::from_env()?;
     let mut reports = Vec::new();
     for scenario in scenarios::all() {
@@ -18,8 +21,14 @@ pub async fn lab(json: bool) -> anyhow::Result<bool> {
         }
     }
     let all_as_expected = reports.iter().all(|report| report.outcome().as_expected());
+    let index = html
+        .map(|dir| crate::pictures::write_lab(&dir, &reports))
+        .transpose()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
+        if let Some(index) = &index {
+            crate::pictures::say_written("comparison pages", index, true);
+        }
         return Ok(all_as_expected);
     }
     let rows: Vec<Vec<String>> = reports
@@ -44,11 +53,12 @@ pub async fn lab(json: bool) -> anyhow::Result<bool> {
             ]
         })
         .collect();
-    print_table(
+    table::print(
         &[
             "scenario", "variant", "verdict", "outcome", "time", "signal",
         ],
         &rows,
+        &[4],
     );
     println!();
     for report in reports.iter().filter(|report| summary_shown(report)) {
@@ -65,6 +75,9 @@ pub async fn lab(json: bool) -> anyhow::Result<bool> {
         println!("every buggy variant reproduced its symptom and every fix was verified");
     } else {
         println!("some variants did not behave as expected: see the outcome column");
+    }
+    if let Some(index) = &index {
+        crate::pictures::say_written("comparison pages", index, false);
     }
     Ok(all_as_expected)
 }
@@ -130,7 +143,7 @@ pub async fn bench(runs: u32, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(
+    table::print(
         &[
             "scenario",
             "runs",
@@ -142,6 +155,7 @@ pub async fn bench(runs: u32, json: bool) -> anyhow::Result<()> {
             "unexpected",
         ],
         &table,
+        &[1, 2, 3, 4, 6, 7],
     );
     Ok(())
 }
@@ -262,9 +276,10 @@ pub async fn stress(runs: u32, load: u32, json: bool) -> anyhow::Result<std::pro
             })
             .collect();
         println!("fixed variants under {load} busy-loop processes:\n");
-        print_table(
+        table::print(
             &["scenario", "runs", "unexpected", "first unexpected verdict"],
             &table,
+            &[1, 2],
         );
     }
     Ok(if unexpected == 0 {
@@ -316,41 +331,6 @@ pub fn spin(seconds: u64) -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::SUCCESS
-}
-
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    println!("{}", line(headers.to_vec()));
-    println!(
-        "{}",
-        line(
-            widths
-                .iter()
-                .map(|width| "-".repeat(*width))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str)
-                .collect()
-        )
-    );
-    for row in rows {
-        println!("{}", line(row.iter().map(String::as_str).collect()));
-    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@ mod diff;
 mod exercise;
 mod lab;
 mod learner;
+mod pictures;
 mod scenarios;
 mod state;
+mod table;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -56,6 +59,27 @@ enum Command {
         /// status line and the psql / redis-cli commands: investigate while it happens.
         #[arg(long)]
         live: bool,
+        /// Also write the report as a self-contained HTML page with its plots
+        /// (default: .debuglab/reports/<id>-<variant>.html).
+        #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "", conflicts_with = "live")]
+        html: Option<PathBuf>,
+    },
+    /// Run two variants of a scenario (buggy and fixed by default) and write
+    /// one HTML page with both side by side, on the same axes: the picture of the fix.
+    Compare {
+        /// The scenario's id.
+        scenario: String,
+        /// The variant shown beside the fixed one: the bug, or your exercise.
+        #[arg(long, value_enum, default_value_t = CompareWith::Buggy)]
+        with: CompareWith,
+        /// Where to write the page (default: .debuglab/reports/<id>-compare.html).
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Seed for both runs' random choices.
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Check your exercise: exits 0 once it is fixed.
     Check {
@@ -96,6 +120,10 @@ enum Command {
     Lab {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also write each scenario's comparison page and an index linking
+        /// them, into DIR (default: .debuglab/reports/).
+        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+        html: Option<PathBuf>,
     },
     /// Time every scenario's verdict over several runs and print medians.
     Bench {
@@ -164,6 +192,15 @@ enum Format {
     Text,
     /// JSON on stdout, for scripts.
     Json,
+}
+
+/// The variant `compare` shows beside the fixed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CompareWith {
+    /// The code with the bug.
+    Buggy,
+    /// Your exercise.
+    Exercise,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -284,6 +321,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             seed,
             keep,
             live,
+            html,
         } => {
             let scenario = scenarios::find(&scenario)?;
             terminal::Spinners::install_if_terminal();
@@ -292,8 +330,24 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 seed,
                 keep,
                 live,
+                html,
             };
             run.execute(scenario, format).await
+        }
+        Command::Compare {
+            scenario,
+            with,
+            html,
+            seed,
+            format,
+        } => {
+            let scenario = scenarios::find(&scenario)?;
+            terminal::Spinners::install_if_terminal();
+            let with = match with {
+                CompareWith::Buggy => Variant::Buggy,
+                CompareWith::Exercise => Variant::Exercise,
+            };
+            pictures::compare(scenario, with, seed, html, format == Format::Json).await
         }
         Command::Check { scenario, format } => {
             let scenario = scenarios::find(&scenario)?;
@@ -319,9 +373,9 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Progress { format } => {
             learner::progress(format == Format::Json).map(|()| ExitCode::SUCCESS)
         }
-        Command::Lab { format } => {
+        Command::Lab { format, html } => {
             terminal::Spinners::install_if_terminal();
-            let all_as_expected = lab::lab(format == Format::Json).await?;
+            let all_as_expected = lab::lab(format == Format::Json, html).await?;
             Ok(if all_as_expected {
                 ExitCode::SUCCESS
             } else {
@@ -350,6 +404,8 @@ struct RunCommand {
     seed: Option<u64>,
     keep: bool,
     live: bool,
+    /// Where to write the HTML report (empty: the default place), if asked.
+    html: Option<PathBuf>,
 }
 
 impl RunCommand {
@@ -367,7 +423,14 @@ impl RunCommand {
             }
             let output = program.run(self.seed, self.keep).await?;
             learner::record_run(&output.report, code)?;
-            return print_report(scenario, &output.report, &output.kept, self.keep, format);
+            return print_report(
+                scenario,
+                &output.report,
+                &output.kept,
+                self.keep,
+                format,
+                self.html,
+            );
         }
         let mut options = RunOptions::from_env()?;
         options.seed = self.seed.or(options.seed);
@@ -378,17 +441,19 @@ impl RunCommand {
         }
         let (report, kept) =
             debuglab_harness::run_and_keep(scenario, self.variant, &options).await?;
-        print_report(scenario, &report, &kept, self.keep, format)
+        print_report(scenario, &report, &kept, self.keep, format, self.html)
     }
 }
 
-/// Prints a run's report (key figures first, or JSON) and what `--keep` left running.
+/// Prints a run's report (key figures first, or JSON), what `--keep` left
+/// running, and where `--html` wrote its page.
 fn print_report(
     scenario: &'static dyn debuglab_harness::Scenario,
     report: &debuglab_harness::Report,
     kept: &debuglab_harness::Kept,
     keep: bool,
     format: Format,
+    html: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
@@ -399,6 +464,10 @@ fn print_report(
     }
     if keep {
         learner::print_kept(kept);
+    }
+    if let Some(path) = html {
+        let written = pictures::write_report(scenario.info(), report, &path)?;
+        pictures::say_written("HTML report", &written, format == Format::Json);
     }
     // The run completed: the verdict is in the report, not the exit code.
     Ok(ExitCode::SUCCESS)
