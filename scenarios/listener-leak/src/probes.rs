@@ -13,7 +13,7 @@ use debuglab_harness::report::format_number;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::stats::Latencies;
 use debuglab_harness::workload::WorkloadOutcome;
-use debuglab_harness::RunContext;
+use debuglab_harness::{Plot, PlotKind, RunContext};
 use tokio::time::Instant;
 
 use crate::verdict::{
@@ -222,6 +222,7 @@ pub async fn record(
 ) {
     let (deliveries, growth, left) = (&figures.deliveries, &figures.growth, &figures.leftovers);
     let dispatch = Dispatch::of(outcome);
+    record_plots(ctx, watched);
     for (name, value) in [
         ("dashboards_served", figures.dashboards.served as f64),
         (
@@ -368,6 +369,39 @@ impl Dispatch {
             last_called: called(last),
         }
     }
+}
+
+/// The pictures of a run: what the service holds, and its heap, over the dashboards served.
+pub fn record_plots(ctx: &RunContext, watched: &Watched) {
+    let over_served = |pick: fn(&Snapshot) -> f64| -> Vec<[f64; 2]> {
+        watched
+            .samples
+            .iter()
+            .map(|sample| [sample.value.served as f64, pick(&sample.value)])
+            .collect()
+    };
+    ctx.series("listeners", over_served(|s| s.listeners as f64));
+    ctx.series("tasks", over_served(|s| s.tasks as f64));
+    ctx.series("redis_clients", over_served(|s| s.redis_clients as f64));
+    ctx.series("live_heap_mib", over_served(|s| mib(s.heap_bytes as f64)));
+    ctx.plot(
+        Plot::new(
+            "held",
+            PlotKind::Line,
+            "What the service holds as dashboards come and go",
+        )
+        .x("dashboards served", "")
+        .y("count", "")
+        .line("listeners", "listeners on the event bus")
+        .line("tasks", "tokio tasks alive")
+        .line("redis_clients", "Redis clients connected"),
+    );
+    ctx.plot(
+        Plot::new("heap", PlotKind::Line, "The service's live heap")
+            .x("dashboards served", "")
+            .y("live heap", "MiB")
+            .line("live_heap_mib", "live heap"),
+    );
 }
 
 fn round1(value: f64) -> f64 {

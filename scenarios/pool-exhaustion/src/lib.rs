@@ -38,7 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use debuglab_harness::plot::millis;
 use debuglab_harness::postgres::PgPool;
+use debuglab_harness::workload::RequestClock;
 use debuglab_harness::{
     Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
 };
@@ -132,6 +134,8 @@ pub struct Payments {
     calls: AtomicU64,
     in_flight: AtomicU64,
     most_in_flight: AtomicU64,
+    /// When each request's call began and ended, in ms since the sale began.
+    call_spans: Mutex<HashMap<usize, [f64; 2]>>,
 }
 
 /// Counts one call in flight at the provider for as long as it lives (a
@@ -162,21 +166,28 @@ impl Payments {
             calls: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             most_in_flight: AtomicU64::new(0),
+            call_spans: Mutex::new(HashMap::new()),
         }
     }
 
     /// Authorises charging `amount_cents` to `user_id`; returns the authorisation id.
     pub async fn authorize(&self, user_id: i64, amount_cents: i64) -> Result<String, ShopError> {
         let in_flight = InFlight::enter(self);
+        let clock = RequestClock::current();
+        let began = clock.map(|clock| millis(clock.now()));
         // The provider's round trip; nothing local happens meanwhile.
         tokio::time::sleep(self.latency).await;
         drop(in_flight);
+        if let (Some(clock), Some(began)) = (clock, began) {
+            let span = [began, millis(clock.now())];
+            lock(&self.call_spans).insert(clock.index, span);
+        }
         let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!(
             "auth-{:016x}",
             self.secret.rotate_left(17) ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         );
-        self.lock().insert(
+        lock(&self.issued).insert(
             id.clone(),
             Authorization {
                 user_id,
@@ -198,14 +209,20 @@ impl Payments {
 
     /// The authorisation issued as `id`, if the provider issued it.
     pub fn issued(&self, id: &str) -> Option<Authorization> {
-        self.lock().get(id).copied()
+        lock(&self.issued).get(id).copied()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Authorization>> {
-        self.issued
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// When each checkout's call was answered: `[began, ended]` in ms since
+    /// the sale began, by request.
+    pub fn call_spans(&self) -> HashMap<usize, [f64; 2]> {
+        lock(&self.call_spans).clone()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The price of product `id` as seeded by the migration.

@@ -7,14 +7,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use debuglab_harness::plot::{self, ConnectionTimeline};
 use debuglab_harness::postgres::{ActivityRow, RunDatabase};
 use debuglab_harness::redis::{RunRedis, Ttl};
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
-use debuglab_harness::{HarnessError, Result, RunContext};
+use debuglab_harness::workload::WorkloadOutcome;
+use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 
 use crate::verdict::{Figures, OrderAudit, PoolFigures, RedisAudit, P99_OBJECTIVE_MS};
 use crate::workload::{CACHE_POOL, DB_POOL, PAYMENT_LATENCY, WORKLOAD};
-use crate::{Payments, Shop};
+use crate::{Payments, Receipt, Shop, ShopError};
 
 /// The two pools at one moment, from the pools themselves.
 #[derive(Clone, Copy, Debug, Default)]
@@ -283,6 +285,90 @@ fn record_evidence(ctx: &RunContext, figures: &Figures, watched: &Watched) {
         }
     }
 }
+
+/// The pictures of a sale: both pools and the server over time, the
+/// checkouts' latencies, and a sample of checkouts on a timeline.
+pub fn record_plots(
+    ctx: &RunContext,
+    outcome: &WorkloadOutcome<Receipt, ShopError>,
+    watched: &Watched,
+    payments: &Payments,
+) {
+    ctx.series(
+        "db_in_use",
+        plot::sampled(&watched.pools, |s| s.db_in_use as f64),
+    );
+    ctx.series(
+        "cache_in_use",
+        plot::sampled(&watched.pools, |s| s.cache_in_use as f64),
+    );
+    ctx.series(
+        "cache_waiting",
+        plot::sampled(&watched.pools, |s| s.cache_waiting as f64),
+    );
+    ctx.plot(
+        Plot::new("pools", PlotKind::Line, "The pools during the sale")
+            .x("time since the sale began", "ms")
+            .y("connections, or checkouts waiting", "")
+            .line("db_in_use", "PostgreSQL connections in use")
+            .line("cache_in_use", "Redis connections in use")
+            .line("cache_waiting", "checkouts waiting for a Redis connection")
+            .bound(
+                f64::from(DB_POOL.max_connections),
+                "pool size: 5 connections each",
+            ),
+    );
+    ctx.series(
+        "idle_in_transaction",
+        plot::sampled(&watched.servers, |s| s.idle_in_transaction() as f64),
+    );
+    ctx.series(
+        "backends",
+        plot::sampled(&watched.servers, |s| s.rows.len() as f64),
+    );
+    ctx.plot(
+        Plot::new(
+            "server",
+            PlotKind::Line,
+            "PostgreSQL's view (pg_stat_activity)",
+        )
+        .x("time since the sale began", "ms")
+        .y("connections", "")
+        .line("backends", "the service's connections")
+        .line("idle_in_transaction", "idle in transaction"),
+    );
+    let latencies = outcome
+        .records
+        .iter()
+        .map(|r| [r.index as f64, plot::millis(r.latency)]);
+    ctx.series("checkout_latency_ms", latencies);
+    ctx.plot(
+        Plot::new("latency", PlotKind::Histogram, "How long checkouts took")
+            .x("latency", "ms")
+            .log_x()
+            .line("checkout_latency_ms", "checkouts")
+            .bound(P99_OBJECTIVE_MS, "objective: p99 within 3 s"),
+    );
+    let timeline = ConnectionTimeline::of(outcome, &ctx.checkouts(), TIMELINE_EVERY);
+    ctx.series("timeline_waiting", timeline.waiting.clone());
+    ctx.series("timeline_served", timeline.served.clone());
+    ctx.series("timeline_payment", timeline.phase(&payments.call_spans()));
+    ctx.plot(
+        Plot::new(
+            "timeline",
+            PlotKind::Timeline,
+            "Every tenth checkout, start to answer",
+        )
+        .x("time since the sale began", "ms")
+        .y("checkout", "")
+        .line("timeline_waiting", "waiting for its first connection")
+        .line("timeline_served", "after it got one")
+        .line("timeline_payment", "in the payment provider's call"),
+    );
+}
+
+/// Which checkouts the timeline shows: every tenth.
+const TIMELINE_EVERY: usize = 10;
 
 /// A few points of a sampled figure: `0 ms: 0, 200 ms: 45, …`.
 fn timeline(samples: &[Sample<PoolSample>], pick: fn(&PoolSample) -> usize) -> String {

@@ -88,6 +88,7 @@ pub async fn run_sale(ctx: &RunContext, place_order: PlaceOrder) -> Result<Figur
         pools: watched.summary(),
     };
     probes::record(ctx, &figures, &watched);
+    probes::record_plots(ctx, &outcome, &watched, &shop.payments);
     Ok(figures)
 }
 

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use debuglab_harness::plot;
 use debuglab_harness::postgres::{lock_waits_on, PgConnection, RunDatabase};
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
-use debuglab_harness::{HarnessError, Result, RunContext};
+use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::replica::{ReplicaReport, DONE_KEY_PREFIX};
@@ -221,6 +222,46 @@ pub fn record(
     for failure in &figures.replica_failures {
         ctx.evidence(failure.clone());
     }
+}
+
+/// The pictures of a run: each store against what the replicas did, and
+/// the updates missing from the stores as the run went on.
+pub fn record_plots(ctx: &RunContext, figures: &Figures, sampled: &[Sample<StoreSample>]) {
+    let (done, stores) = (&figures.done, &figures.stores);
+    ctx.series(
+        "expected",
+        [[0.0, done.likes as f64], [1.0, done.tips as f64]],
+    );
+    ctx.series(
+        "actual",
+        [[0.0, stores.likes as f64], [1.0, stores.tips as f64]],
+    );
+    ctx.plot(
+        Plot::new(
+            "stores",
+            PlotKind::Bars,
+            "Each store against what the replicas did",
+        )
+        .x("", "")
+        .y("updates", "")
+        .categories(["likes in Redis", "tips in PostgreSQL"])
+        .line("expected", "done by the replicas (their own counts)")
+        .line("actual", "held by the store at the end"),
+    );
+    // The replicas write their counts every 200 ms, so the stores run
+    // ahead of them now and then: only a shortfall is an update lost.
+    let missing =
+        |pick: fn(&StoreSample) -> i64| plot::sampled(sampled, move |s| pick(s).max(0) as f64);
+    ctx.series("likes_missing", missing(|s| s.likes_done - s.stores.likes));
+    ctx.series("tips_missing", missing(|s| s.tips_done - s.stores.tips));
+    ctx.plot(
+        Plot::new("lost", PlotKind::Line, "Updates missing from the stores")
+            .x("time since the replicas started", "ms")
+            .y("updates missing", "")
+            .line("likes_missing", "likes missing in Redis")
+            .line("tips_missing", "tips missing in PostgreSQL")
+            .bound(0.0, "none may be lost"),
+    );
 }
 
 /// One line per replica process (the first few of a live run's batches).

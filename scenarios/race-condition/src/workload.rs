@@ -238,6 +238,7 @@ pub async fn run_replicas(ctx: &RunContext, code: &'static str) -> Result<Figure
     let mut figures = tally(&plan, ctx.is_live(), &runs, limit);
     figures.stores = stores;
     probes::record(ctx, &plan, &figures, &runs, &sampled);
+    probes::record_plots(ctx, &figures, &sampled);
     probes::record_database(ctx, &database, transactions_before).await;
     Ok(figures)
 }

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use debuglab_harness::plot::{millis, Points};
 use debuglab_harness::postgres::{
     LogEntry, LogMark, Plan, RunDatabase, StatementStats, StatementTotals,
 };
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
-use debuglab_harness::{HarnessError, Result, RunContext};
+use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 
 use crate::verdict::{DatabaseWork, Figures, Freshness, PlanFigures, BUFFERS_PER_REQUEST_BOUND};
 use crate::workload::{describe_difference, POOL, SLOW_LOG_THRESHOLD, WORKLOAD};
@@ -294,6 +295,51 @@ pub fn record(
     record_dashboard(ctx, dashboard);
     record_plan(ctx, plan, sample_user);
     record_answers(ctx, figures);
+}
+
+/// The pictures of a run: how long requests took, and the database's work per request.
+pub fn record_plots(ctx: &RunContext, latencies_ms: Points, figures: &Figures) {
+    ctx.series("request_latency_ms", latencies_ms);
+    ctx.plot(
+        Plot::new(
+            "latency",
+            PlotKind::Histogram,
+            "How long order-history requests took",
+        )
+        .x("latency", "ms")
+        .log_x()
+        .line("request_latency_ms", "requests")
+        .bound(
+            millis(SLOW_LOG_THRESHOLD),
+            "the slow-query log's threshold: 10 ms",
+        ),
+    );
+    let mut work = Vec::new();
+    if let Some(buffers) = figures.buffers_per_request() {
+        work.push([0.0, buffers.max(1.0)]);
+    }
+    if let Some(plan) = &figures.plan {
+        work.push([1.0, plan.rows_read.max(1.0)]);
+        work.push([2.0, (plan.rows_returned as f64).max(1.0)]);
+    }
+    ctx.series("work_per_request", work);
+    ctx.plot(
+        Plot::new(
+            "work",
+            PlotKind::Bars,
+            "The database's work for one request",
+        )
+        .x("what PostgreSQL counted", "")
+        .y("count (log scale)", "")
+        .log_y()
+        .categories([
+            "shared buffers touched",
+            "rows the plan read",
+            "rows returned",
+        ])
+        .line("work_per_request", "per request")
+        .bound(BUFFERS_PER_REQUEST_BOUND, "bound on buffers: 40 a request"),
+    );
 }
 
 fn record_traffic(ctx: &RunContext, figures: &Figures) {

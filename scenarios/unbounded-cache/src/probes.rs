@@ -13,7 +13,7 @@ use debuglab_harness::redis::{RunRedis, Ttl};
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::stats::slope;
-use debuglab_harness::{HarnessError, PoolSettings, Result, RunContext};
+use debuglab_harness::{HarnessError, Plot, PlotKind, PoolSettings, Result, RunContext};
 
 use crate::verdict::{
     plural, DatabaseWork, Figures, Freshness, Memory, PageSeen, RedisAudit, HEAP_BOUND_BYTES,
@@ -327,6 +327,60 @@ pub fn record(ctx: &RunContext, figures: &Figures, watched: &Watched) {
         ctx.metric(name, value);
     }
     record_evidence(ctx, figures, watched);
+}
+
+/// The pictures of a run: entries, Redis keys and heap over the views, and
+/// the hit rate against the best any cache reaches on these views.
+pub fn record_plots(ctx: &RunContext, figures: &Figures, watched: &Watched) {
+    let over_views = |pick: fn(&Snapshot) -> f64| -> Vec<[f64; 2]> {
+        watched
+            .samples
+            .iter()
+            .map(|s| [s.views_done as f64, pick(s)])
+            .collect()
+    };
+    const MIB: f64 = 1024.0 * 1024.0;
+    ctx.series("local_entries", over_views(|s| s.local_entries as f64));
+    ctx.series("redis_keys", over_views(|s| s.redis_keys as f64));
+    ctx.series("heap_mib", over_views(|s| s.heap_bytes as f64 / MIB));
+    ctx.plot(
+        Plot::new(
+            "entries",
+            PlotKind::Line,
+            "What the caches hold as the views go on",
+        )
+        .x("product pages viewed", "")
+        .y("entries", "")
+        .line("local_entries", "entries in the service's cache")
+        .line("redis_keys", "keys in Redis")
+        .bound(
+            CONFIG.max_entries as f64,
+            "the cache's configured bound: 1,000 entries",
+        ),
+    );
+    ctx.plot(
+        Plot::new("heap", PlotKind::Line, "The service's live heap")
+            .x("product pages viewed", "")
+            .y("live heap", "MiB")
+            .line("heap_mib", "live heap")
+            .bound(HEAP_BOUND_BYTES / MIB, "bound: twice a full cache's pages"),
+    );
+    ctx.series("hit_rate_percent", [[0.0, figures.hit_rate() * 100.0]]);
+    ctx.series(
+        "ideal_hit_rate_percent",
+        [[0.0, figures.views.ideal_hit_rate * 100.0]],
+    );
+    ctx.plot(
+        Plot::new("hits", PlotKind::Bars, "Views answered from a cache")
+            .x("", "")
+            .y("hit rate", "%")
+            .categories(["hit rate"])
+            .line("hit_rate_percent", "measured (from pg_stat_statements)")
+            .line(
+                "ideal_hit_rate_percent",
+                "the best any cache reaches on these views",
+            ),
+    );
 }
 
 fn round3(value: f64) -> f64 {

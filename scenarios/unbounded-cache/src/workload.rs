@@ -146,6 +146,7 @@ pub async fn run_views<S: ProductPageApi>(ctx: &RunContext) -> Result<Figures> {
         freshness,
     };
     probes::record(ctx, &figures, &watched);
+    probes::record_plots(ctx, &figures, &watched);
     Ok(figures)
 }
 
