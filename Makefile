@@ -3,10 +3,10 @@
 CARGO ?= cargo
 RUNS ?= 5
 
-.PHONY: all lab test install images bench stress docs isolation clean help
+.PHONY: all lab test install images bench stress docs pictures isolation clean help
 
 help:
-	@echo "make lab        run every scenario's buggy and fixed variants and print a summary"
+	@echo "make lab        run every scenario's buggy and fixed variants, print a summary, write comparison pages"
 	@echo "make test       run the whole test suite (builds the offline images if needed)"
 	@echo "make install    put the debuglab command on your PATH (cargo install)"
 	@echo "make images     build the offline PostgreSQL and Redis images from Debian packages (FORCE=1 rebuilds)"
@@ -14,6 +14,7 @@ help:
 	@echo "make stress     every fixed variant 10 times while two busy loops compete for the CPU"
 	@echo "make isolation  prove, on a scratch copy, that untouched, fixed and broken exercises leave the suite green"
 	@echo "make docs       build the book (mdbook build docs) into docs/book"
+	@echo "make pictures   run each scenario's comparison and screenshot it for the book (docs/src/img; needs Chromium)"
 	@echo "make clean      remove debuglab containers, state and build output"
 
 all: test
@@ -21,11 +22,12 @@ all: test
 # The main job: see every bug reproduce and every fix verified.
 lab:
 	@bash harness/scripts/ensure-images.sh
-	$(CARGO) run --quiet -p debuglab -- lab
+	$(CARGO) run --quiet -p debuglab -- lab --html
 
 # The same tests as `cargo test --workspace`, their binaries side by side.
 test:
 	@bash harness/scripts/ensure-images.sh
+	@bash harness/scripts/ensure-browser.sh
 	@CARGO=$(CARGO) bash harness/scripts/check-features.sh
 	@CARGO=$(CARGO) bash harness/scripts/test.sh
 	@bash harness/scripts/check-no-leftovers.sh
@@ -52,6 +54,11 @@ isolation:
 docs:
 	@command -v mdbook >/dev/null 2>&1 || { echo "mdbook is not installed: cargo install mdbook --locked --version '^0.4'" >&2; exit 1; }
 	mdbook build docs
+
+pictures:
+	@bash harness/scripts/ensure-images.sh
+	@bash harness/scripts/ensure-browser.sh
+	@CARGO=$(CARGO) bash harness/scripts/pictures.sh $(ID)
 
 clean:
 	-@ids=$$(docker ps -aq --filter label=debuglab 2>/dev/null); \

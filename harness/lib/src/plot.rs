@@ -104,6 +104,9 @@ pub enum PlotKind {
     /// Each series as a line through its points, in x order: a figure over
     /// time, over requests, over views.
     Line,
+    /// Each point of each series as a dot: many values per x (a latency per
+    /// request by its size).
+    Points,
     /// The y values of each series counted into bins along the x axis (log
     /// bins when the x axis is logarithmic): a latency distribution.
     Histogram,
@@ -129,12 +132,16 @@ pub struct Axis {
 }
 
 impl Axis {
-    /// The label with its unit: `latency (ms)`.
+    /// The label with its unit and scale: `latency (ms, log scale)`.
     pub fn caption(&self) -> String {
-        if self.unit.is_empty() {
+        let notes: Vec<&str> = [self.unit.as_str(), if self.log { "log scale" } else { "" }]
+            .into_iter()
+            .filter(|note| !note.is_empty())
+            .collect();
+        if notes.is_empty() {
             self.label.clone()
         } else {
-            format!("{} ({})", self.label, self.unit)
+            format!("{} ({})", self.label, notes.join(", "))
         }
     }
 }
@@ -323,7 +330,7 @@ mod tests {
             .line("in_use", "in use")
             .bound(5.0, "pool size: 5");
         assert_eq!(plot.x.caption(), "time (ms)");
-        assert_eq!(plot.y.caption(), "connections");
+        assert_eq!(plot.y.caption(), "connections (log scale)");
         assert!(plot.y.log && !plot.x.log);
         assert_eq!(plot.lines[0].series, "in_use");
         assert_eq!(plot.bounds[0].value, 5.0);

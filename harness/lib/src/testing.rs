@@ -132,9 +132,11 @@ pub fn assert_stopped_for_blocking(report: &Report) {
 }
 
 /// Asserts that a report a learner sees before asking for help (summary,
-/// metric names, evidence) names none of the scenario's spoilers.
+/// metric names, evidence, series and plots) names none of the scenario's spoilers.
 pub fn assert_no_spoilers(report: &Report, info: &crate::ScenarioInfo) {
-    let text = report.render_text(false);
+    let mut text = report.render_text(false);
+    let pictures = serde_json::json!({ "series": report.series.keys().collect::<Vec<_>>(), "plots": &report.plots });
+    text.push_str(&pictures.to_string());
     let found = info.spoilers_in(&text);
     assert!(
         found.is_empty(),

@@ -57,7 +57,7 @@ impl Frame {
             })
             .collect();
         match plot.kind {
-            PlotKind::Line => {
+            PlotKind::Line | PlotKind::Points => {
                 let xs = drawn.iter().flat_map(|points| points.iter().map(|p| p[0]));
                 let ys = drawn.iter().flat_map(|points| points.iter().map(|p| p[1]));
                 let bounds = plot.bounds.iter().map(|bound| bound.value);
@@ -131,7 +131,9 @@ fn span(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
 fn value_span(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
     let range = span(values, log);
     if log {
-        range.start..range.end * 8.0
+        // A decade below the smallest value, so that bars standing on the
+        // floor show it, and most of one above for the legend.
+        10f64.powf(range.start.log10().floor() - 1.0)..range.end * 8.0
     } else {
         let low = range.start.min(0.0);
         low..range.end + (range.end - low).abs() * LEGEND_ROOM
@@ -317,6 +319,12 @@ where
                 chart
                     .draw_series(LineSeries::new(ordered, color.stroke_width(2)))
                     .map_err(draw_error)?
+            }
+            PlotKind::Points => {
+                let dots = points
+                    .iter()
+                    .map(|p| Circle::new((p[0], p[1]), 3, color.mix(0.7).filled()));
+                chart.draw_series(dots).map_err(draw_error)?
             }
             PlotKind::Histogram => {
                 let counts = bin_counts(points, &frame.bins);
@@ -581,6 +589,25 @@ mod tests {
         let (document, _) = parsed(&svg);
         assert_eq!(in_colour(&document, "rect", 0).len(), 3 + 1);
         assert_eq!(in_colour(&document, "rect", 1).len(), 2 + 1);
+    }
+
+    #[test]
+    fn points_are_dots() {
+        let plot = Plot::new("latency", PlotKind::Points, "Latency by size")
+            .x("units", "")
+            .y("latency", "ms")
+            .line("q", "quotes");
+        let data = series(&[("q", vec![[1.0, 2.0], [1.0, 3.0], [40.0, 900.0]])]);
+        let svg = render(&plot, &data, &Frame::fit(&plot, &[&data]), None).unwrap();
+        let (document, _) = parsed(&svg);
+        assert_eq!(
+            document
+                .descendants()
+                .filter(|node| node.has_tag_name("circle"))
+                .count(),
+            3,
+            "{svg}"
+        );
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use debuglab_harness::guard::ServiceRuntime;
+use debuglab_harness::plot;
 use debuglab_harness::postgres::RunDatabase;
-use debuglab_harness::{HarnessError, Result, RunContext};
+use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 
 use crate::verdict::{Figures, Freshness, Phase, GROWTH_BOUND};
 use crate::workload::QuoteOutcome;
@@ -55,6 +56,14 @@ pub fn phase(
             Err(_) => phase.failed += 1,
         }
     }
+    phase.latencies = outcome
+        .records
+        .iter()
+        .filter_map(|record| match &record.result {
+            Ok((_, quantity, Some(_))) => Some([*quantity as f64, plot::millis(record.latency)]),
+            _ => None,
+        })
+        .collect();
     let latencies = outcome.latencies();
     phase.cpu_ms_per_quote = cpu.as_secs_f64() * 1000.0 / phase.finished.max(1) as f64;
     phase.p50_ms = latencies.p50_ms().unwrap_or(0.0);
@@ -267,6 +276,48 @@ pub fn record(ctx: &RunContext, figures: &Figures, profiled: &Profiled) {
     {
         ctx.evidence(format!("wrong: {line}"));
     }
+}
+
+/// The pictures of a run: CPU per quote for small and large orders, and
+/// how long each quote took by its size.
+pub fn record_plots(ctx: &RunContext, figures: &Figures) {
+    let (small, large) = (&figures.small, &figures.large);
+    ctx.series(
+        "cpu_ms_per_quote",
+        [[0.0, small.cpu_ms_per_quote], [1.0, large.cpu_ms_per_quote]],
+    );
+    let units = |phase: &Phase| format!("{} to {} units", phase.sizes.0, phase.sizes.1);
+    ctx.plot(
+        Plot::new(
+            "cpu",
+            PlotKind::Bars,
+            "The process's CPU time for one quote",
+        )
+        .x("order size", "")
+        .y("CPU time per quote", "ms")
+        .log_y()
+        .categories([units(small), units(large)])
+        .line("cpu_ms_per_quote", "CPU per quote (the kernel's count)"),
+    );
+    let mut latencies: Vec<[f64; 2]> = small
+        .latencies
+        .iter()
+        .chain(&large.latencies)
+        .copied()
+        .collect();
+    latencies.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    ctx.series("latency_by_units", latencies);
+    ctx.plot(
+        Plot::new(
+            "latency",
+            PlotKind::Points,
+            "How long each quote took, by order size",
+        )
+        .x("units ordered", "")
+        .y("latency", "ms")
+        .log_y()
+        .line("latency_by_units", "quotes"),
+    );
 }
 
 fn record_profile(ctx: &RunContext, profiled: &Profiled) {

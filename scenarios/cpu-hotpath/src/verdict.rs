@@ -58,6 +58,8 @@ pub struct Phase {
     pub p50_ms: f64,
     /// 99th percentile latency (the symptom).
     pub p99_ms: f64,
+    /// Each answered quote's `[units, latency in ms]` (shown, not judged).
+    pub latencies: Vec<[f64; 2]>,
 }
 
 /// The quote after a price change behind the endpoint's back.

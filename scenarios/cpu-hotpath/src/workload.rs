@@ -107,6 +107,7 @@ pub async fn run_quotes(ctx: &RunContext, code: Code) -> Result<Figures> {
         long_polls: service.monitor().blocking(),
     };
     probes::record(ctx, &figures, &profile);
+    probes::record_plots(ctx, &figures);
     Ok(figures)
 }
 

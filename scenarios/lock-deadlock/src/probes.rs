@@ -11,17 +11,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use debuglab_harness::plot;
 use debuglab_harness::postgres::{
     lock_waits_on, ActivityRow, LogEntry, LogMark, PgConnection, RunDatabase,
 };
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::stats::median;
-use debuglab_harness::{HarnessError, Result, RunContext};
+use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 
 use crate::data::{ACCOUNTS, OPENING_BALANCE_CENTS, TOTAL_CENTS};
 use crate::verdict::{Books, Figures, Moments};
-use crate::workload::{describe, transfer_for, TransferOutcome, DEADLOCK_TIMEOUT, POOL, WORKLOAD};
+use crate::workload::{
+    describe, is_deadlock, transfer_for, TransferOutcome, DEADLOCK_TIMEOUT, POOL, WORKLOAD,
+};
 use crate::Transfer;
 
 /// How often the database is looked at while the transfers run.
@@ -427,6 +430,47 @@ pub fn record(
     record_server(ctx, server);
     record_moments(ctx, &figures.moments, watched);
     record_books(ctx, &figures.books);
+    record_plots(ctx, outcome, watched);
+}
+
+/// The pictures of a run: transfers open and locks waiting, and the
+/// deadlock errors the clients got so far, over time.
+fn record_plots(ctx: &RunContext, outcome: &TransferOutcome, watched: &Watched) {
+    ctx.series(
+        "open_transfers",
+        plot::sampled(&watched.moments, |m| m.open_transfers as f64),
+    );
+    ctx.series(
+        "lock_waiters",
+        plot::sampled(&watched.moments, |m| m.lock_waiters as f64),
+    );
+    let mut deadlocks: Vec<f64> = outcome
+        .records
+        .iter()
+        .filter(|record| matches!(&record.result, Ok((_, Err(error))) if is_deadlock(error)))
+        .map(|record| plot::millis(record.started + record.latency))
+        .collect();
+    deadlocks.sort_by(f64::total_cmp);
+    let end = plot::millis(outcome.elapsed);
+    let counted = deadlocks
+        .iter()
+        .enumerate()
+        .map(|(seen, at)| [*at, (seen + 1) as f64]);
+    ctx.series(
+        "deadlock_errors",
+        [[0.0, 0.0]]
+            .into_iter()
+            .chain(counted)
+            .chain([[end, deadlocks.len() as f64]]),
+    );
+    ctx.plot(
+        Plot::new("locks", PlotKind::Line, "Transfers and their locks")
+            .x("time since the transfers began", "ms")
+            .y("transfers, or lock requests", "")
+            .line("open_transfers", "transfers open at once")
+            .line("lock_waiters", "lock requests waiting (pg_locks)")
+            .line("deadlock_errors", "'deadlock detected' errors so far"),
+    );
 }
 
 fn record_metrics(ctx: &RunContext, figures: &Figures, outcome: &TransferOutcome) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use debuglab_harness::postgres::{PgConnection, RunDatabase, StatementStats, StatementTotals};
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
-use debuglab_harness::{HarnessError, Result, RunContext};
+use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 use futures::future::join_all;
 
 use crate::verdict::{Figures, Freshness, PageFigures, STATEMENTS_PER_PAGE_BOUND};
@@ -249,10 +249,55 @@ pub fn record(ctx: &RunContext, figures: &Figures, watched: &Watched, top: &[Sta
         record_page(ctx, page, page == figures.largest_page().unwrap_or(page));
     }
     record_growth(ctx, &figures.pages);
+    record_plots(ctx, &figures.pages);
     for stats in top {
         ctx.evidence(stats.to_string());
     }
     record_answers(ctx, figures);
+}
+
+/// The pictures of a run: statements and latency per page, by page size.
+fn record_plots(ctx: &RunContext, pages: &[PageFigures]) {
+    let by_size = |pick: fn(&PageFigures) -> Option<f64>| -> Vec<[f64; 2]> {
+        pages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, page)| pick(page).map(|value| [index as f64, value]))
+            .collect()
+    };
+    let sizes: Vec<String> = pages
+        .iter()
+        .map(|page| format!("a page of {} orders", page.page_size))
+        .collect();
+    ctx.series(
+        "statements_per_page",
+        by_size(PageFigures::statements_per_page),
+    );
+    ctx.plot(
+        Plot::new(
+            "statements",
+            PlotKind::Bars,
+            "Statements PostgreSQL ran for one page",
+        )
+        .x("", "")
+        .y("statements per page (pg_stat_statements)", "")
+        .categories(&sizes)
+        .line("statements_per_page", "statements per page")
+        .bound(
+            STATEMENTS_PER_PAGE_BOUND,
+            "bound: 3 a page, whatever its size",
+        ),
+    );
+    ctx.series("p50_ms", by_size(|page| Some(page.p50_ms)));
+    ctx.series("p95_ms", by_size(|page| Some(page.p95_ms)));
+    ctx.plot(
+        Plot::new("latency", PlotKind::Bars, "How long a page took")
+            .x("", "")
+            .y("latency", "ms")
+            .categories(&sizes)
+            .line("p50_ms", "p50")
+            .line("p95_ms", "p95"),
+    );
 }
 
 /// The requests of every page size together (each phase's drive recorded its own).

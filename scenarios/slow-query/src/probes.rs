@@ -330,7 +330,7 @@ pub fn record_plots(ctx: &RunContext, latencies_ms: Points, figures: &Figures) {
             "The database's work for one request",
         )
         .x("what PostgreSQL counted", "")
-        .y("count (log scale)", "")
+        .y("count", "")
         .log_y()
         .categories([
             "shared buffers touched",
