@@ -14,6 +14,11 @@ use crate::{scenarios, table};
 /// index there. Returns whether every variant behaved as it should.
 pub async fn lab(json: bool, html: Option<PathBuf>) -> anyhow::Result<bool> {
     let options = RunOptions::from_env()?;
+    // Where the pages go is settled first: a bad path fails before the runs.
+    let index = html
+        .as_deref()
+        .map(crate::pictures::lab_index)
+        .transpose()?;
     let mut reports = Vec::new();
     for scenario in scenarios::all() {
         for variant in [Variant::Buggy, Variant::Fixed] {
@@ -21,8 +26,8 @@ pub async fn lab(json: bool, html: Option<PathBuf>) -> anyhow::Result<bool> {
         }
     }
     let all_as_expected = reports.iter().all(|report| report.outcome().as_expected());
-    let index = html
-        .map(|dir| crate::pictures::write_lab(&dir, &reports))
+    let index = index
+        .map(|index| crate::pictures::write_lab(&index, &reports))
         .transpose()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);

@@ -415,6 +415,12 @@ impl RunCommand {
         format: Format,
     ) -> anyhow::Result<ExitCode> {
         let id = scenario.info().id;
+        // Where the page goes is settled first: a bad path fails before the run.
+        let html = self
+            .html
+            .as_deref()
+            .map(|path| pictures::report_destination(scenario.info(), self.variant, path))
+            .transpose()?;
         if self.variant == Variant::Exercise {
             let code = exercise::ExerciseCode::from_env()?;
             let program = exercise::ExerciseProgram::prepare(id, code).await?;
@@ -429,7 +435,7 @@ impl RunCommand {
                 &output.kept,
                 self.keep,
                 format,
-                self.html,
+                html,
             );
         }
         let mut options = RunOptions::from_env()?;
@@ -441,7 +447,7 @@ impl RunCommand {
         }
         let (report, kept) =
             debuglab_harness::run_and_keep(scenario, self.variant, &options).await?;
-        print_report(scenario, &report, &kept, self.keep, format, self.html)
+        print_report(scenario, &report, &kept, self.keep, format, html)
     }
 }
 

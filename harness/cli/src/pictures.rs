@@ -16,32 +16,51 @@ pub fn reports_dir() -> PathBuf {
     state::state_dir().join("reports")
 }
 
-/// `path`, or `default_name` in [`reports_dir`] when `path` is empty (`--html` without a value).
-fn destination(path: &Path, default_name: &str) -> PathBuf {
-    if path.as_os_str().is_empty() {
+/// Where a page goes: `path`, or `default_name` in [`reports_dir`] when
+/// `path` is empty (`--html` without a value). Its directory is made now,
+/// so that a path that cannot be written fails before a run, not after.
+pub fn destination(path: &Path, default_name: &str) -> anyhow::Result<PathBuf> {
+    let path = if path.as_os_str().is_empty() {
         reports_dir().join(default_name)
     } else {
         path.to_owned()
-    }
-}
-
-/// Writes `html` to `path`, making its directory.
-fn write(path: &Path, html: &str) -> anyhow::Result<PathBuf> {
+    };
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
+    Ok(path)
+}
+
+/// Where `run --html` writes the page of `info`'s `variant`.
+pub fn report_destination(
+    info: &ScenarioInfo,
+    variant: Variant,
+    path: &Path,
+) -> anyhow::Result<PathBuf> {
+    destination(path, &format!("{}-{variant}.html", info.id))
+}
+
+/// Where `lab --html` writes its index: in `dir`, or in [`reports_dir`]
+/// when `dir` is empty; the comparison pages go beside it.
+pub fn lab_index(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = if dir.as_os_str().is_empty() {
+        PathBuf::new()
+    } else {
+        dir.join("index.html")
+    };
+    destination(&path, "index.html")
+}
+
+/// Writes `html` to `path` (a [`destination`]); returns it.
+fn write(path: &Path, html: &str) -> anyhow::Result<PathBuf> {
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path.to_owned())
 }
 
-/// Writes one run's page to `path` (empty: the default place); returns where.
+/// Writes one run's page to `path`, a [`report_destination`].
 pub fn write_report(info: &ScenarioInfo, report: &Report, path: &Path) -> anyhow::Result<PathBuf> {
-    let default_name = format!("{}-{}.html", info.id, report.variant);
-    write(
-        &destination(path, &default_name),
-        &page::report_page(info, report)?,
-    )
+    write(path, &page::report_page(info, report)?)
 }
 
 /// Tells the user where a page is: on stdout after a text report, on stderr
@@ -65,6 +84,8 @@ pub async fn compare(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let info = scenario.info();
+    let default_name = format!("{}-compare.html", info.id);
+    let path = destination(html.as_deref().unwrap_or(Path::new("")), &default_name)?;
     let mut options = RunOptions::from_env()?;
     // One seed for both runs, so that they face the same workload.
     let seed = seed
@@ -73,8 +94,6 @@ pub async fn compare(
     options.seed = Some(seed);
     let left = run_one(scenario, with, &options).await?;
     let right = debuglab_harness::run(scenario, Variant::Fixed, &options).await?;
-    let default_name = format!("{}-compare.html", info.id);
-    let path = destination(html.as_deref().unwrap_or(Path::new("")), &default_name);
     let path = write(&path, &page::comparison_page(info, &left, &right)?)?;
     if json {
         let both = serde_json::json!({ "seed": seed, "reports": [&left, &right], "html": path });
@@ -129,14 +148,10 @@ fn print_comparison(info: &ScenarioInfo, left: &Report, right: &Report) {
     println!("\n{} ({}): {}", info.id, left.variant, left.summary);
 }
 
-/// `lab --html`: every scenario's comparison page and an index linking them,
-/// in `dir` (empty: the default place); returns the index's path.
-pub fn write_lab(dir: &Path, reports: &[Report]) -> anyhow::Result<PathBuf> {
-    let dir = if dir.as_os_str().is_empty() {
-        reports_dir()
-    } else {
-        dir.to_owned()
-    };
+/// `lab --html`: every scenario's comparison page and, at `index` (a
+/// [`lab_index`]), an index linking them; returns the index's path.
+pub fn write_lab(index: &Path, reports: &[Report]) -> anyhow::Result<PathBuf> {
+    let dir = index.parent().unwrap_or(Path::new(""));
     let mut entries = Vec::new();
     for scenario in crate::scenarios::all() {
         let info = scenario.info();
@@ -159,5 +174,5 @@ pub fn write_lab(dir: &Path, reports: &[Report]) -> anyhow::Result<PathBuf> {
             href: name,
         });
     }
-    write(&dir.join("index.html"), &page::index_page(&entries))
+    write(index, &page::index_page(&entries))
 }

@@ -61,6 +61,29 @@ fn bad_variant_and_bad_flags_are_one_line_usage_errors() {
 }
 
 #[test]
+fn compare_takes_a_known_scenario_and_buggy_or_exercise() {
+    let output = debuglab(&["compare", "slow-qeury"]);
+    assert_one_line_error(&output, 1, "did you mean 'slow-query'?");
+    let output = debuglab(&["compare", "slow-query", "--with", "fixed"]);
+    assert_one_line_error(&output, 2, "possible values: buggy, exercise");
+    let output = debuglab(&["run", "slow-query", "--live", "--html"]);
+    assert_one_line_error(&output, 2, "--html");
+}
+
+#[test]
+fn an_html_report_that_cannot_be_written_is_one_line() {
+    let output = debuglab(&[
+        "run",
+        "cpu-hotpath",
+        "--variant",
+        "fixed",
+        "--html",
+        "/proc/no-such-dir/report.html",
+    ]);
+    assert_one_line_error(&output, 1, "cannot create the directory /proc/no-such-dir");
+}
+
+#[test]
 fn docker_not_running_is_one_line_saying_what_to_do() {
     let output = Command::new(env!("CARGO_BIN_EXE_debuglab"))
         .args(["run", "slow-query", "--variant", "buggy"])
