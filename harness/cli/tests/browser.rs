@@ -1,7 +1,8 @@
 //! The comparison page of a real run, as a browser shows it: headless
 //! Chromium opens it, the page loads with no console error, every plot has
 //! a drawn area, and the screenshot is not blank. The screenshot is kept in
-//! the target directory (`make pictures` copies it into the book).
+//! the target directory, to look at after a failure (`make pictures` makes
+//! the book's pictures the same way).
 //!
 //! Skipped, with one line saying so, when no Chromium is installed (`make
 //! test` and CI install Debian's `chromium` when they can).
@@ -313,7 +314,7 @@ fn the_comparison_page_renders_in_a_browser_with_every_plot_drawn() {
             colour * 100.0
         );
     }
-    // Kept for the book: `make pictures` copies it to docs/src/img/.
+    // Kept to look at after a failure.
     let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pool-exhaustion-compare.png");
     std::fs::copy(&screenshot, &kept).expect("the screenshot is kept");
 }
