@@ -17,7 +17,7 @@
 //! the watcher could not run (the machine rebooted, Docker was restarted).
 
 use std::io::Write;
-use std::process::{Child, ChildStdin};
+use std::process::{Child, ChildStdin, ChildStdout};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,8 @@ struct Watcher {
     child: Child,
     /// Closing this (or the process dying) tells the watcher to clean up.
     pipe: Option<ChildStdin>,
+    /// Where the watcher says it has removed the containers.
+    said: Option<ChildStdout>,
 }
 
 static WATCHER: Mutex<Option<Watcher>> = Mutex::new(None);
@@ -81,8 +83,8 @@ pub(crate) fn ensure_watcher() {
     }
     match crate::watcher::spawn(id()) {
         Ok(mut child) => {
-            let pipe = child.stdin.take();
-            *watcher = Some(Watcher { child, pipe });
+            let (pipe, said) = (child.stdin.take(), child.stdout.take());
+            *watcher = Some(Watcher { child, pipe, said });
             register_exit_hook();
         }
         Err(error) => tracing::warn!(
@@ -107,19 +109,54 @@ pub fn remove_session_containers() {
         // watcher is already gone, which is fine.
         let _ = pipe.write_all(b"exit\n");
     }
-    let started = Instant::now();
+    // The watcher says when the containers are gone, then goes on a while
+    // alone (for a container created late); without a word it has ended.
+    let heard = watcher
+        .said
+        .take()
+        .and_then(|mut said| read_line_within(&mut said, EXIT_CLEANUP_WAIT));
+    match heard {
+        Some(line) if line.trim() == crate::watcher::SWEPT => {}
+        Some(_) => match watcher.child.wait() {
+            Ok(status) if !status.success() => tracing::warn!(
+                "the container watcher failed ({status}); `debuglab clean` removes what it left"
+            ),
+            _ => {}
+        },
+        None => tracing::warn!("container clean-up is taking long; it continues in the background"),
+    }
+}
+
+/// A line from `pipe` (empty at its end), or `None` if none came within
+/// `limit`. No thread: this runs in an exit hook.
+fn read_line_within(pipe: &mut ChildStdout, limit: Duration) -> Option<String> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + limit;
+    let mut line = Vec::new();
     loop {
-        match watcher.child.try_wait() {
-            Ok(Some(status)) if !status.success() => {
-                tracing::warn!("the container watcher failed ({status}); `debuglab clean` removes what it left");
-                return;
-            }
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) if started.elapsed() > EXIT_CLEANUP_WAIT => {
-                tracing::warn!("container clean-up is taking long; it continues in the background");
-                return;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut ready = libc::pollfd {
+            fd: pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let polled =
+            unsafe { libc::poll(&mut ready, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if polled == 0 || (polled < 0 && left.is_zero()) {
+            return None;
+        }
+        if polled < 0 {
+            continue; // interrupted by a signal: poll again
+        }
+        let mut chunk = [0u8; 64];
+        match pipe.read(&mut chunk) {
+            Ok(0) | Err(_) => return Some(String::from_utf8_lossy(&line).into_owned()),
+            Ok(read) => line.extend_from_slice(&chunk[..read]),
+        }
+        if line.contains(&b'\n') {
+            return Some(String::from_utf8_lossy(&line).into_owned());
         }
     }
 }

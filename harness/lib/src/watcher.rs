@@ -12,18 +12,25 @@
 //! exits; no program has to call anything at start.
 //!
 //! The protocol on the watcher's stdin: a line means a normal exit (`keep`
-//! leaves the containers, anything else removes them once); end of file means
-//! the parent died, so the watcher removes them, then once more a second later
-//! for a container whose creation was in flight. Failures are logged through
-//! `tracing` on the stderr the watcher shares with its parent, and end the
-//! watcher with a non-zero status that a normal exit reports.
+//! leaves the containers, anything else removes them); end of file means the
+//! parent died, so the watcher removes them all the same. Once the first
+//! sweep is done it says `swept` on its stdout, so that an exiting parent
+//! need not wait longer; then it follows Docker's events for a while and
+//! removes any container of the session created late — one whose creation
+//! request was still in flight when the session ended (a Ctrl-C during
+//! start-up, on a busy machine). Failures are logged through `tracing` on the
+//! stderr the watcher shares with its parent, and end the watcher with a
+//! non-zero status that a normal exit reports.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    EventsOptions, ListContainersOptions, RemoveContainerOptionsBuilder,
+};
+use futures::StreamExt;
 
 use crate::docker;
 use crate::session::SESSION_LABEL;
@@ -31,9 +38,12 @@ use crate::session::SESSION_LABEL;
 /// Set on the watcher's environment to the session it watches.
 pub(crate) const SESSION_ENV: &str = "DEBUGLAB_WATCHER_SESSION";
 
-/// How long after its parent died the watcher looks again, for a container
-/// whose creation request was still in flight when the parent was killed.
-const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
+/// How long after its first sweep the watcher follows Docker's events for a
+/// container of the session created late (its request was in flight).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+
+/// What the watcher says on its stdout once the session's containers are gone.
+pub(crate) const SWEPT: &str = "swept";
 
 /// Starts the watcher of `session`: this program again, in watcher mode, in
 /// its own process group so that the Ctrl-C that ends its parent spares it.
@@ -56,7 +66,7 @@ pub(crate) fn spawn(session: &str) -> std::io::Result<Child> {
     command
         .env(SESSION_ENV, session)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     #[cfg(unix)]
     {
@@ -115,16 +125,72 @@ fn watch(session: &str) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(clean_up(session, parent_died))
+    runtime.block_on(clean_up(session))
 }
 
-async fn clean_up(session: &str, parent_died: bool) -> i32 {
-    let mut failed = remove_containers(session).await.is_err();
-    if parent_died {
-        tokio::time::sleep(IN_FLIGHT_GRACE).await;
-        failed |= remove_containers(session).await.is_err();
+async fn clean_up(session: &str) -> i32 {
+    // A little before now, in case Docker's clock is behind this one.
+    let since = unix_seconds(SystemTime::now() - Duration::from_secs(5));
+    if remove_containers(session).await.is_err() {
+        return 1;
     }
-    i32::from(failed)
+    // The parent (if alive) may go now; a parent that is gone reads nothing.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{SWEPT}").and_then(|()| stdout.flush());
+    i32::from(remove_late_arrivals(session, &since).await.is_err())
+}
+
+/// Follows Docker's events from `since` for [`IN_FLIGHT_GRACE`] and removes
+/// every container of `session` created meanwhile; then sweeps once more.
+async fn remove_late_arrivals(session: &str, since: &str) -> Result<(), ()> {
+    let client = docker::connect().await.map_err(|error| {
+        tracing::error!(session, "container watcher: {error}");
+    })?;
+    let until = unix_seconds(SystemTime::now() + IN_FLIGHT_GRACE);
+    let filters = HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("event".to_owned(), vec!["create".to_owned()]),
+        (
+            "label".to_owned(),
+            vec![format!("{SESSION_LABEL}={session}")],
+        ),
+    ]);
+    let options = EventsOptions {
+        since: Some(since.to_owned()),
+        until: Some(until),
+        filters: Some(filters),
+    };
+    let mut events = client.events(Some(options));
+    let mut result = Ok(());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                if let Some(id) = event.actor.and_then(|actor| actor.id) {
+                    result = result.and(remove_container(&client, session, &id).await);
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    session,
+                    "container watcher: Docker's events: {}",
+                    docker::short_error(&error)
+                );
+                result = Err(());
+                break;
+            }
+        }
+    }
+    result.and(remove_containers(session).await.map(drop))
+}
+
+/// `time` as Docker's API takes it: seconds since the epoch, with a fraction.
+fn unix_seconds(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!(
+        "{}.{:09}",
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos()
+    )
 }
 
 /// Removes every container labelled with `session`; each failure is logged.
@@ -150,24 +216,33 @@ pub(crate) async fn remove_containers(session: &str) -> Result<usize, ()> {
         .map_err(|error| fail("cannot list containers", docker::short_error(&error)))?;
     let mut result = Ok(0);
     for id in containers.into_iter().filter_map(|container| container.id) {
-        let options = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        match client.remove_container(&id, Some(options)).await {
-            Ok(()) => result = result.map(|removed| removed + 1),
-            // Gone already (the exit hook or `debuglab clean` got there first).
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(error) => {
-                fail(
-                    &format!("cannot remove {id:.12}"),
-                    docker::short_error(&error),
-                );
-                result = Err(());
-            }
-        }
+        result = match (result, remove_container(&client, session, &id).await) {
+            (Ok(removed), Ok(())) => Ok(removed + 1),
+            _ => Err(()),
+        };
     }
     result
+}
+
+/// Removes container `id` of `session`, its volumes too; a failure is logged.
+async fn remove_container(client: &bollard::Docker, session: &str, id: &str) -> Result<(), ()> {
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    match client.remove_container(id, Some(options)).await {
+        // Gone already (the exit hook or `debuglab clean` got there first).
+        Ok(())
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(error) => {
+            tracing::error!(
+                session,
+                "container watcher: cannot remove {id:.12}: {}",
+                docker::short_error(&error)
+            );
+            Err(())
+        }
+    }
 }

@@ -160,6 +160,54 @@ fn killed_process_has_its_container_removed_without_a_docker_cli() {
     let _ = std::fs::remove_dir(&empty);
 }
 
+/// A container whose creation was still in flight when its session ended
+/// (Ctrl-C during start-up, a busy Docker) appears after the first sweep:
+/// the watcher, following Docker's events, removes it too.
+#[test]
+fn a_container_created_after_its_session_ended_is_removed_too() {
+    let (mut child, session_id) = start_child("exit", None);
+    let runtime = runtime();
+    let image = runtime.block_on(async {
+        let client = debuglab_harness::docker::connect()
+            .await
+            .expect("Docker answers");
+        let ids = containers_of(&session_id).await;
+        let container = client
+            .inspect_container(&ids[0], None)
+            .await
+            .expect("the child's container");
+        container
+            .config
+            .and_then(|config| config.image)
+            .expect("it has an image")
+    });
+    assert!(child.wait().unwrap().success());
+    // Created as a late request of the child would be: its labels, after its end.
+    let late = runtime.block_on(async {
+        let client = debuglab_harness::docker::connect()
+            .await
+            .expect("Docker answers");
+        let labels = HashMap::from([
+            (session::LABEL.to_owned(), "true".to_owned()),
+            (session::SESSION_LABEL.to_owned(), session_id.clone()),
+        ]);
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        client
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+            .expect("Docker creates the late container")
+            .id
+    });
+    runtime.block_on(wait_until_removed(&session_id, &[late]));
+}
+
 #[test]
 fn a_watcher_that_cannot_reach_docker_says_so_and_fails() {
     // This test program in the watcher's mode, its parent gone at once

@@ -532,7 +532,10 @@ mod tests {
         assert_eq!(counts.iter().sum::<usize>(), 4);
         let svg = render(&plot, &fast, &frame, Some("fixed")).unwrap();
         let (document, texts) = parsed(&svg);
-        assert!(texts.iter().any(|t| t == "latency (ms, log scale)"), "{texts:?}");
+        assert!(
+            texts.iter().any(|t| t == "latency (ms, log scale)"),
+            "{texts:?}"
+        );
         assert!(texts.iter().any(|t| t == "requests"), "{texts:?}");
         let nonempty = counts.iter().filter(|n| **n > 0).count();
         assert_eq!(nonempty, 3, "{counts:?}");
