@@ -92,6 +92,16 @@ impl ConnectionTimeline {
     }
 }
 
+/// Each finished request's latency in ms (x is the request's index): the
+/// series of a latency histogram.
+pub fn latencies<T, E>(outcome: &WorkloadOutcome<T, E>) -> Points {
+    outcome
+        .records
+        .iter()
+        .map(|record| [record.index as f64, millis(record.latency)])
+        .collect()
+}
+
 /// A duration in milliseconds, for an axis.
 pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0

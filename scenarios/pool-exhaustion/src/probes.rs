@@ -337,11 +337,7 @@ pub fn record_plots(
         .line("backends", "the service's connections")
         .line("idle_in_transaction", "idle in transaction"),
     );
-    let latencies = outcome
-        .records
-        .iter()
-        .map(|r| [r.index as f64, plot::millis(r.latency)]);
-    ctx.series("checkout_latency_ms", latencies);
+    ctx.series("checkout_latency_ms", plot::latencies(outcome));
     ctx.plot(
         Plot::new("latency", PlotKind::Histogram, "How long checkouts took")
             .x("latency", "ms")

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use debuglab_harness::plot::millis;
+use debuglab_harness::plot;
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
 use debuglab_harness::{PoolSettings, Result, RunContext};
 use rand::rngs::StdRng;
@@ -109,11 +109,7 @@ pub async fn run_history(ctx: &RunContext, code: Code) -> Result<Figures> {
         plan.as_ref(),
         sample_user,
     );
-    let latencies = outcome
-        .records
-        .iter()
-        .map(|record| [record.index as f64, millis(record.latency)]);
-    probes::record_plots(ctx, latencies.collect(), &figures);
+    probes::record_plots(ctx, plot::latencies(&outcome), &figures);
     Ok(figures)
 }
 
