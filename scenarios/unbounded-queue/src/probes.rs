@@ -564,40 +564,7 @@ fn record_plots(ctx: &RunContext, watched: &Watched, lags: &Lags, heap_counted: 
             .bound(MAX_HELD as f64, "most the ingester may hold: 1,000"),
     );
     if heap_counted {
-        ctx.series(
-            "live_heap_mib",
-            plot::sampled(samples, |s| mib(s.heap_bytes as f64)),
-        );
-        ctx.plot(
-            Plot::new(
-                "heap",
-                PlotKind::Line,
-                "Live heap of the process, over time",
-            )
-            .x("time since the ingester started", "ms")
-            .y("live heap", "MiB")
-            .line("live_heap_mib", "live heap"),
-        );
-        ctx.series(
-            "heap_by_events_taken",
-            watched
-                .intake()
-                .iter()
-                .map(|s| [s.stream.taken as f64, mib(s.heap_bytes as f64)]),
-        );
-        ctx.plot(
-            Plot::new(
-                "heap_growth",
-                PlotKind::Line,
-                "Live heap against events taken from the stream",
-            )
-            .x("events taken", "events")
-            .y("live heap", "MiB")
-            .line(
-                "heap_by_events_taken",
-                "live heap while events were being taken",
-            ),
-        );
+        record_heap_plots(ctx, watched);
     }
     ctx.series(
         "waited_in_redis_ms",
@@ -617,6 +584,59 @@ fn record_plots(ctx: &RunContext, watched: &Watched, lags: &Lags, heap_counted: 
         .y("time", "ms")
         .line("waited_in_redis_ms", "in Redis (sent → taken)")
         .line("held_by_ingester_ms", "in the ingester (taken → stored)"),
+    );
+}
+
+/// The live heap over time, and against the events taken with the
+/// contract's slope drawn from where it started.
+fn record_heap_plots(ctx: &RunContext, watched: &Watched) {
+    ctx.series(
+        "live_heap_mib",
+        plot::sampled(&watched.samples, |s| mib(s.heap_bytes as f64)),
+    );
+    ctx.plot(
+        Plot::new(
+            "heap",
+            PlotKind::Line,
+            "Live heap of the process, over time",
+        )
+        .x("time since the ingester started", "ms")
+        .y("live heap", "MiB")
+        .line("live_heap_mib", "live heap"),
+    );
+    let intake = watched.intake();
+    ctx.series(
+        "heap_by_events_taken",
+        intake
+            .iter()
+            .map(|s| [s.stream.taken as f64, s.heap_bytes as f64 / MIB]),
+    );
+    if let (Some(first), Some(last)) = (intake.first(), intake.last()) {
+        let bound_at = |taken: u64| {
+            let events = taken.saturating_sub(first.stream.taken) as f64;
+            (first.heap_bytes as f64 + events / 1000.0 * MAX_HEAP_BYTES_PER_1000) / MIB
+        };
+        ctx.series(
+            "heap_bound_by_events_taken",
+            [first.stream.taken, last.stream.taken].map(|taken| [taken as f64, bound_at(taken)]),
+        );
+    }
+    ctx.plot(
+        Plot::new(
+            "heap_growth",
+            PlotKind::Line,
+            "Live heap against events taken from the stream",
+        )
+        .x("events taken", "events")
+        .y("live heap", "MiB")
+        .line(
+            "heap_by_events_taken",
+            "live heap while events were being taken",
+        )
+        .line(
+            "heap_bound_by_events_taken",
+            "bound: +100 KiB per 1,000 events taken",
+        ),
     );
 }
 
@@ -656,8 +676,10 @@ impl Watched {
     }
 }
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 fn mib(bytes: f64) -> f64 {
-    round1(bytes / (1024.0 * 1024.0))
+    round1(bytes / MIB)
 }
 
 fn round1(value: f64) -> f64 {

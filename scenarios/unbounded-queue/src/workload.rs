@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use deadpool_redis::redis::{self, aio::MultiplexedConnection, RedisError};
 use debuglab_harness::guard::{watched, Monitor};
+use debuglab_harness::redis::RunRedis;
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
 use debuglab_harness::{HarnessError, PoolSettings, Result, RunContext};
 use tokio::task::JoinHandle;
@@ -107,6 +108,7 @@ pub fn payload(seed: u64, id: i64) -> String {
 pub async fn run_ingester(ctx: &RunContext, ingest: Ingest) -> Result<Figures> {
     let database = ctx.database(Some(&SCHEMA)).await?;
     let redis = ctx.redis().await?;
+    require_streams_with_counters(ctx, &redis).await?;
     let apps = redis.probe_connection().await?;
     create_group(&mut apps.clone()).await?;
     let delay = if ctx.is_live() {
@@ -141,6 +143,27 @@ pub async fn run_ingester(ctx: &RunContext, ingest: Ingest) -> Result<Figures> {
     };
     probes::record(ctx, &figures, &watched, &lags, delay);
     Ok(figures)
+}
+
+/// Fails with one clear line on a Redis older than 7.0, whose `XINFO
+/// GROUPS` has no `entries-read` for the run to count with.
+async fn require_streams_with_counters(ctx: &RunContext, redis: &RunRedis) -> Result<()> {
+    let server = redis.info("server").await?;
+    let version = server.get("redis_version").cloned().unwrap_or_default();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0);
+    if major >= 7 {
+        return Ok(());
+    }
+    Err(HarnessError::Setup {
+        scenario: ctx.info().id.to_owned(),
+        detail: format!(
+            "this Redis server is version {version}; the run needs Redis 7 or newer, whose XINFO GROUPS counts the entries a group has read"
+        ),
+    })
 }
 
 /// Creates the stream and its group, the group's read counter at zero.
