@@ -25,7 +25,7 @@ use crate::workload::{Tally, BURST, EVENTS, WORKLOAD};
 use crate::{DEAD_LETTERS, GROUP, STREAM};
 
 /// How often the stores and the heap are sampled.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 /// How often in a live run, whose table grows for many minutes.
 pub const LIVE_SAMPLE_EVERY: Duration = Duration::from_millis(250);
