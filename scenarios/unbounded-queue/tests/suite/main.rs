@@ -1,0 +1,17 @@
+//! The scenario's tests, in one program so that its containers start and
+//! its schema is made once:
+//!
+//! - [`variants`]: the buggy variant reproduces the symptom in every run, the
+//!   fixed one verifies, and the signal between them is clear;
+//! - [`wrong_fixes`]: the ways people really get this bug wrong, each judged
+//!   unhealthy with the line that says why, and other correct fixes judged
+//!   healthy;
+//! - [`properties`]: the fix changes what was wrong and nothing else.
+
+// Candidate code in `wrong_fixes` refers to the ingester's types as
+// `crate::…`, as buggy.rs does.
+pub use unbounded_queue::*;
+
+mod properties;
+mod variants;
+mod wrong_fixes;
