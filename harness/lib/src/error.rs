@@ -32,12 +32,22 @@ pub enum HarnessError {
         detail: String,
     },
 
-    /// A service was started (or named by URL) but never answered.
-    #[error("{service} at {address} did not accept connections within {waited_secs} s: {detail}")]
+    /// A service's container said it had started, but its server did not
+    /// accept connections.
+    #[error("{service} at {address} started but did not accept connections within {waited_secs} s: {detail}")]
     ServiceNotReady {
         service: Service,
         address: String,
         waited_secs: u64,
+        detail: String,
+    },
+
+    /// A server named by URL did not accept the harness's connection.
+    #[error("cannot connect to {service} at {address} ({detail}); check that the server is running and that {env_var} names it")]
+    ServerUnreachable {
+        service: Service,
+        address: String,
+        env_var: &'static str,
         detail: String,
     },
 

@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use sqlx::migrate::{MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
+use testcontainers::core::WaitFor;
 use tokio::sync::OnceCell;
 
 pub use plan::{Plan, PlanNode};
@@ -33,16 +34,28 @@ use crate::error::{HarnessError, Result};
 use crate::latency::LatencyProxy;
 use crate::pools::PoolRegistry;
 use crate::service::{
-    env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
-    ServiceContainer,
+    connect_to_named_server, env_setting, on_harness_runtime, random_password, start_container,
+    ContainerSpec, Service, ServiceContainer,
 };
 use crate::{progress, redact, session, PoolSettings};
 
-/// How long a server may take to accept connections.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a server named by URL may take: it is already running, so a
-/// refusal means it is down or the URL is wrong, and waiting longer won't help.
-const URL_READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The container's signal that its server has started, for testcontainers
+/// to wait on.
+///
+/// Not "database system is ready to accept connections": with the logging
+/// collector on (the JSON log the probes read), that line goes to the log
+/// file, not to Docker. This one is the last the postmaster writes to the
+/// container's stderr before the collector takes its output over, once per
+/// container in both images: the official image's init server runs under
+/// `pg_ctl`, which sends its output to stdout. A Docker health command
+/// (`pg_isready`) would see readiness itself, but Docker runs it for the
+/// container's whole life (a third of a core at 100 ms on Docker 20.10,
+/// which has no `start_interval`), so it is not used.
+const POSTMASTER_STARTED: &str = "redirecting log output to logging collector process";
+/// How long a container's server may take from [`POSTMASTER_STARTED`] to
+/// accepting connections: it opens its sockets and starts a clean cluster,
+/// a few milliseconds in practice.
+const ACCEPT_WINDOW: Duration = Duration::from_secs(10);
 
 /// The server-wide settings a container starts with.
 ///
@@ -210,6 +223,7 @@ impl PostgresServer {
                         service: Service::Postgres,
                         cmd,
                         env: vec![("POSTGRES_PASSWORD".to_owned(), password.clone())],
+                        ready: WaitFor::message_on_stderr(POSTMASTER_STARTED),
                     })
                     .await?;
                     let options = PgConnectOptions::new()
@@ -233,12 +247,13 @@ impl PostgresServer {
         let base_options = base_options
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(10));
-        let ready_timeout = if container.is_some() {
-            READY_TIMEOUT
-        } else {
-            URL_READY_TIMEOUT
+        let mut admin = match container {
+            Some(_) => connect_after_start(&base_options, &description).await?,
+            None => {
+                connect_to_named_server(Service::Postgres, &description, base_options.connect())
+                    .await?
+            }
         };
-        let mut admin = connect_when_ready(&base_options, &description, ready_timeout).await?;
         let capabilities = Capabilities::detect(&mut admin).await?;
         tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
         let presence = match container {
@@ -448,28 +463,51 @@ impl Capabilities {
     }
 }
 
-async fn connect_when_ready(
+/// The first connection to a container's server, which has just said it
+/// started ([`POSTMASTER_STARTED`]).
+///
+/// Only the errors of the moments before it accepts connections are waited
+/// out, within [`ACCEPT_WINDOW`]: refused, or reset by Docker's port proxy
+/// while nothing listens yet, or "the database system is starting up".
+/// Anything else (a wrong password, a crash) is reported at once.
+async fn connect_after_start(
     options: &PgConnectOptions,
     description: &str,
-    ready_timeout: Duration,
 ) -> Result<PgConnection> {
-    let started = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + ACCEPT_WINDOW;
     loop {
         match options.connect().await {
             Ok(conn) => return Ok(conn),
-            Err(error) if started.elapsed() < ready_timeout => {
-                tracing::trace!("PostgreSQL not ready yet: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(error) if is_starting_up(&error) && tokio::time::Instant::now() < deadline => {
+                tracing::trace!("PostgreSQL is starting up: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(error) => {
                 return Err(HarnessError::ServiceNotReady {
                     service: Service::Postgres,
                     address: description.to_owned(),
-                    waited_secs: ready_timeout.as_secs(),
+                    waited_secs: ACCEPT_WINDOW.as_secs(),
                     detail: redact::redact(&error.to_string()),
                 })
             }
         }
+    }
+}
+
+/// Whether `error` is one a server gives while it opens its sockets and starts.
+fn is_starting_up(error: &sqlx::Error) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::UnexpectedEof
+        ),
+        // cannot_connect_now: "the database system is starting up".
+        sqlx::Error::Database(database) => database.code().as_deref() == Some("57P03"),
+        _ => false,
     }
 }
 
@@ -726,6 +764,28 @@ mod tests {
             "postgres://u:p@db:5432"
         );
         assert_eq!(url_base_of("postgres://db"), "postgres://db");
+    }
+
+    #[test]
+    fn only_start_up_errors_are_waited_out() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(
+                is_starting_up(&sqlx::Error::Io(Error::from(kind))),
+                "{kind:?}"
+            );
+        }
+        assert!(!is_starting_up(&sqlx::Error::Io(Error::from(
+            ErrorKind::PermissionDenied
+        ))));
+        assert!(!is_starting_up(&sqlx::Error::Protocol(
+            "password authentication failed".into()
+        )));
+        assert!(!is_starting_up(&sqlx::Error::PoolTimedOut));
     }
 
     #[test]
