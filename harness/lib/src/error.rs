@@ -75,6 +75,14 @@ pub enum HarnessError {
     #[error("debuglab is ending; nothing more is made on the servers")]
     Ending,
 
+    /// A scenario's verdict needs heap figures and this program does not count them.
+    #[error(
+        "scenario {scenario} judges the heap, but this program does not count it: add \
+         `debuglab_harness::install_counting_allocator!();` at the top of the program's main.rs \
+         (or of the test file) — see the authoring guide"
+    )]
+    HeapNotCounted { scenario: String },
+
     /// A scenario's own set-up failed in a way that is a bug, not a verdict.
     #[error("scenario {scenario} failed to set up: {detail}")]
     Setup { scenario: String, detail: String },
