@@ -5,13 +5,14 @@
 //! Each test starts its own plain PostgreSQL and Redis containers (labelled
 //! `debuglab`, removed by a drop guard even when the test fails), standing in
 //! for an instructor's shared servers, puts some data of "the instructor's"
-//! on them, and compares what the servers hold before and after.
+//! on them, and compares what the servers hold before and after. It talks
+//! to the containers through testcontainers (bollard), not the docker CLI.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::core::{ExecCommand, IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
@@ -85,51 +86,63 @@ impl Servers {
             postgres: Some(postgres),
             redis: Some(redis),
         };
-        // The instructor's own data, which debuglab must never touch.
+        // The instructor's own data, which debuglab must never touch; one
+        // database's name is close to what older debuglab versions left.
         servers.psql("CREATE DATABASE classroom");
+        servers.psql("CREATE DATABASE debuglab_tpl_notes");
         servers.redis_cli(0, &["SET", "instructor:note", "hello"]);
         servers.redis_cli(1, &["SET", "class:roster", "30"]);
         servers
     }
 
-    fn id(container: &Option<ContainerAsync<GenericImage>>) -> String {
-        container.as_ref().unwrap().id().to_owned()
-    }
-
-    fn exec(&self, container: String, args: &[&str]) -> String {
-        let output = Command::new("docker")
-            .arg("exec")
-            .arg(container)
-            .args(args)
-            .output()
-            .expect("the docker CLI runs");
-        assert!(
-            output.status.success(),
-            "docker exec {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+    /// Runs `args` in `container` (an exec through Docker's API) and returns
+    /// its stdout; panics with its stderr if it fails.
+    fn exec(&self, container: &Option<ContainerAsync<GenericImage>>, args: &[&str]) -> String {
+        let container = container.as_ref().unwrap();
+        self.runtime.block_on(async {
+            let mut exec = container
+                .exec(ExecCommand::new(args.iter().copied()))
+                .await
+                .expect("docker exec starts");
+            let stdout = exec.stdout_to_vec().await.expect("the exec's stdout");
+            let stderr = exec.stderr_to_vec().await.expect("the exec's stderr");
+            // The output ends as the command exits; Docker records its code a moment later.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let code = loop {
+                match exec.exit_code().await.expect("the exec's state") {
+                    Some(code) => break code,
+                    None if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(5)).await
+                    }
+                    None => panic!("exec {args:?} did not end"),
+                }
+            };
+            assert_eq!(
+                code,
+                0,
+                "exec {args:?}: {}",
+                String::from_utf8_lossy(&stderr)
+            );
+            String::from_utf8_lossy(&stdout).into_owned()
+        })
     }
 
     fn psql(&self, sql: &str) -> String {
-        self.exec(
-            Self::id(&self.postgres),
-            &["psql", "-U", "postgres", "-Atc", sql],
-        )
+        self.exec(&self.postgres, &["psql", "-U", "postgres", "-Atc", sql])
     }
 
     fn redis_cli(&self, db: u8, args: &[&str]) -> String {
         let db = db.to_string();
         let mut all = vec!["redis-cli", "-n", &db];
         all.extend_from_slice(args);
-        self.exec(Self::id(&self.redis), &all)
+        self.exec(&self.redis, &all)
     }
 
     /// Every database, and every Redis key with its index.
     fn contents(&self) -> String {
         let databases = self.psql("SELECT datname FROM pg_database ORDER BY 1");
         let keys = self.exec(
-            Self::id(&self.redis),
+            &self.redis,
             &[
                 "sh",
                 "-c",
@@ -288,12 +301,18 @@ fn clean_removes_what_a_killed_process_left_and_nothing_of_a_live_one() {
     // The child is alive: clean must leave everything of it alone.
     servers.clean();
     assert_eq!(servers.contents(), during, "clean touched a live session");
+    // A template an older debuglab version left, as it left them.
+    let legacy = "debuglab_tpl_slow_query_orders_1a2b3c4";
+    servers.psql(&format!("CREATE DATABASE {legacy}"));
+    servers.psql(&format!(
+        "ALTER DATABASE {legacy} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+    ));
     child.kill().unwrap(); // SIGKILL: no exit hook runs.
     child.wait().unwrap();
     servers.wait_until_no_session_is_connected();
     let cleaned = servers.clean();
     assert!(
-        cleaned.contains("removed 2 debuglab database(s)"),
+        cleaned.contains("removed 3 debuglab database(s)"),
         "{cleaned}"
     );
     assert_eq!(servers.contents(), before);
