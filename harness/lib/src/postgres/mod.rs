@@ -143,8 +143,9 @@ pub struct DatabaseTemplate {
 struct Capabilities {
     server_version_num: i32,
     pg_stat_statements: bool,
-    /// Path of the JSON log, relative to the data directory, if it can be read.
-    json_log: Option<String>,
+    /// Path of the JSON log, relative to the data directory, or why it
+    /// cannot be read (a sentence for reports: "… because <reason>").
+    json_log: std::result::Result<String, String>,
 }
 
 /// The PostgreSQL server this process uses.
@@ -439,28 +440,67 @@ impl Capabilities {
         let pg_stat_statements = preload
             .split(',')
             .any(|lib| lib.trim() == "pg_stat_statements");
-        // pg_current_logfile is NULL without the logging collector, and reading
-        // the file needs superuser (or pg_read_server_files); try it once.
-        let json_log: Option<String> = sqlx::query_scalar("SELECT pg_current_logfile('jsonlog')")
-            .fetch_one(&mut *admin)
-            .await
-            .ok()
-            .flatten();
-        let json_log = match json_log {
-            Some(path) => sqlx::query("SELECT pg_stat_file($1)")
-                .bind(&path)
-                .execute(&mut *admin)
-                .await
-                .ok()
-                .map(|_| path),
-            None => None,
-        };
+        let json_log = readable_json_log(admin, server_version_num).await;
         Ok(Capabilities {
             server_version_num,
             pg_stat_statements,
             json_log,
         })
     }
+}
+
+/// Where the server's JSON log is, if this login can read it; otherwise why
+/// not, as the end of a sentence ("… cannot be read: <why>").
+async fn readable_json_log(
+    admin: &mut PgConnection,
+    server_version_num: i32,
+) -> std::result::Result<String, String> {
+    if server_version_num < 150_000 {
+        return Err(format!(
+            "PostgreSQL {} writes no JSON log (15 and later do)",
+            server_version_num / 10_000
+        ));
+    }
+    let setting = |name: &'static str| {
+        sqlx::query_scalar::<_, Option<String>>("SELECT current_setting($1, true)").bind(name)
+    };
+    let collector = setting("logging_collector")
+        .fetch_one(&mut *admin)
+        .await
+        .ok()
+        .flatten();
+    if collector.as_deref() != Some("on") {
+        return Err(
+            "the server's logging collector is off (logging_collector), so it writes no log file"
+                .to_owned(),
+        );
+    }
+    let destination = setting("log_destination")
+        .fetch_one(&mut *admin)
+        .await
+        .ok()
+        .flatten();
+    if !destination
+        .as_deref()
+        .unwrap_or_default()
+        .contains("jsonlog")
+    {
+        return Err(format!(
+            "the server writes no JSON log (log_destination = '{}')",
+            destination.unwrap_or_default()
+        ));
+    }
+    let path: Option<String> = sqlx::query_scalar("SELECT pg_current_logfile('jsonlog')")
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(|_| "finding the server's log file (pg_current_logfile) needs superuser or pg_monitor, which this login lacks".to_owned())?;
+    let path = path.ok_or_else(|| "the server has no JSON log file open".to_owned())?;
+    sqlx::query("SELECT pg_stat_file($1)")
+        .bind(&path)
+        .execute(&mut *admin)
+        .await
+        .map_err(|_| "reading the server's files needs superuser or pg_read_server_files, which this login lacks".to_owned())?;
+    Ok(path)
 }
 
 /// The first connection to a container's server, which has just said it
@@ -601,22 +641,23 @@ impl RunDatabase {
     /// A connection for the harness's own queries: not counted by
     /// `pg_stat_statements` and never in the slow-query log.
     pub async fn probe_connection(&self) -> Result<PgConnection> {
-        let mut conn = self
+        // Settings travel in the start-up message, not as SET statements: a
+        // server that counts utility statements (`track_utility`, on by
+        // default outside debuglab's containers) would count the SETs as the
+        // run's work.
+        let mut options = self
             .inner
             .options
+            .clone()
+            .application_name("debuglab-probe")
+            .options([("log_min_duration_statement", "-1")]);
+        if self.inner.server.capabilities.pg_stat_statements {
+            options = options.options([("pg_stat_statements.track", "none")]);
+        }
+        options
             .connect()
             .await
-            .map_err(HarnessError::postgres("opening a probe connection"))?;
-        let mut setup = String::from(
-            "SET log_min_duration_statement = -1; SET application_name = 'debuglab-probe';",
-        );
-        if self.inner.server.capabilities.pg_stat_statements {
-            setup.push_str(" SET pg_stat_statements.track = 'none';");
-        }
-        conn.execute(setup.as_str())
-            .await
-            .map_err(HarnessError::postgres("setting up a probe connection"))?;
-        Ok(conn)
+            .map_err(HarnessError::postgres("opening a probe connection"))
     }
 
     /// Applies `base` (usually `sqlx::migrate!()`) followed by `extra` with sqlx's migrator.
@@ -644,7 +685,13 @@ impl RunDatabase {
 
     /// Logs every statement in this database that runs longer than `threshold`
     /// (`log_min_duration_statement`); applies to connections opened afterwards.
+    ///
+    /// Nothing is set where the server log cannot be read: no one would read
+    /// the lines, and a server named by URL may let only superusers set it.
     pub async fn log_statements_slower_than(&self, threshold: Duration) -> Result<()> {
+        if !self.has_server_log() {
+            return Ok(());
+        }
         let mut conn = self.probe_connection().await?;
         conn.execute(
             format!(
