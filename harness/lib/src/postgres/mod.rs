@@ -144,7 +144,7 @@ struct Capabilities {
     server_version_num: i32,
     pg_stat_statements: bool,
     /// Path of the JSON log, relative to the data directory, or why it
-    /// cannot be read (a sentence for reports: "… because <reason>").
+    /// cannot be read (the end of a report's sentence: "… cannot be read here: <why>").
     json_log: std::result::Result<String, String>,
 }
 
