@@ -4,6 +4,9 @@
 //! ends in one line on stderr and a non-zero exit: 2 for usage errors, 1 when
 //! the lab cannot run, 130 after Ctrl-C.
 
+// Heap figures for the scenarios that judge the heap (run in this process).
+debuglab_harness::install_counting_allocator!();
+
 mod diff;
 mod exercise;
 mod lab;

@@ -32,12 +32,22 @@ pub enum HarnessError {
         detail: String,
     },
 
-    /// A service was started (or named by URL) but never answered.
-    #[error("{service} at {address} did not accept connections within {waited_secs} s: {detail}")]
+    /// A service's container said it had started, but its server did not
+    /// accept connections.
+    #[error("{service} at {address} started but did not accept connections within {waited_secs} s: {detail}")]
     ServiceNotReady {
         service: Service,
         address: String,
         waited_secs: u64,
+        detail: String,
+    },
+
+    /// A server named by URL did not accept the harness's connection.
+    #[error("cannot connect to {service} at {address} ({detail}); check that the server is running and that {env_var} names it")]
+    ServerUnreachable {
+        service: Service,
+        address: String,
+        env_var: &'static str,
         detail: String,
     },
 
@@ -64,6 +74,14 @@ pub enum HarnessError {
     /// The process is ending and has cleaned up the servers it did not start.
     #[error("debuglab is ending; nothing more is made on the servers")]
     Ending,
+
+    /// A scenario's verdict needs heap figures and this program does not count them.
+    #[error(
+        "scenario {scenario} judges the heap, but this program does not count it: add \
+         `debuglab_harness::install_counting_allocator!();` at the top of the program's main.rs \
+         (or of the test file) — see the authoring guide"
+    )]
+    HeapNotCounted { scenario: String },
 
     /// A scenario's own set-up failed in a way that is a bug, not a verdict.
     #[error("scenario {scenario} failed to set up: {detail}")]

@@ -23,6 +23,13 @@
 //! yesterday's data, and it would stay on the server after the class. Seeding
 //! once per process is what a container gets anyway.
 //!
+//! **Templates of older versions.** Before sessions had a fixed-width id,
+//! each process's template was `debuglab_tpl_<template>_<id>` (`<id>` seven to
+//! ten hex digits) and nothing dropped it. `clean --server` removes databases
+//! of exactly that shape too. Those versions held no presence connection, so
+//! clean cannot tell whether one of them still runs: run it once the class
+//! has moved to this version.
+//!
 //! **When things go.** A run's database and index go when the run ends; what
 //! is left (templates, leases, a run cut short by a panic or Ctrl-C) goes when
 //! the process ends: at the CLI's exit and after Ctrl-C ([`crate::shutdown`]),
@@ -53,6 +60,9 @@ use crate::session;
 
 /// What every database debuglab makes on a server starts with.
 pub const DATABASE_PREFIX: &str = "debuglab_";
+/// What the templates of older debuglab versions were named with:
+/// `debuglab_tpl_<template>_<session id of 7–10 hex digits>`.
+pub const LEGACY_TEMPLATE_PREFIX: &str = "debuglab_tpl_";
 /// What the connection a session holds open on each server is named after.
 pub const PRESENCE_PREFIX: &str = "debuglab-session-";
 /// The Redis key (in database 0) that claims a database index for a session.
@@ -80,6 +90,28 @@ fn session_of_database(name: &str) -> Option<&str> {
     (is_session && tail.starts_with('_')).then_some(session)
 }
 
+/// Whether `name` is a template an older debuglab version left:
+/// `debuglab_tpl_<template>_<7–10 lowercase hex digits>`, the template's
+/// name being lowercase letters, digits and underscores.
+fn is_legacy_template(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(LEGACY_TEMPLATE_PREFIX) else {
+        return false;
+    };
+    let Some((template, session)) = rest.rsplit_once('_') else {
+        return false;
+    };
+    let is_hex = |text: &str| {
+        text.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    (7..=10).contains(&session.len())
+        && is_hex(session)
+        && !template.is_empty()
+        && template
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Whose leftovers to remove.
 enum Owners {
     /// This process's, at its end.
@@ -89,6 +121,15 @@ enum Owners {
 }
 
 impl Owners {
+    /// Whether the database `name` is one of these owners' leftovers:
+    /// a session's database, or (for `clean --server`) an older version's template.
+    fn own_database(&self, name: &str) -> bool {
+        match session_of_database(name) {
+            Some(session) => self.owns(session),
+            None => matches!(self, Owners::Ended(_)) && is_legacy_template(name),
+        }
+    }
+
     fn owns(&self, session: &str) -> bool {
         match self {
             Owners::ThisSession => session == session::id(),
@@ -266,7 +307,7 @@ async fn drop_databases(admin: &mut PgConnection, owners: &Owners) -> Result<Vec
     .map_err(HarnessError::postgres("listing databases"))?;
     let mut dropped = Vec::new();
     for name in names {
-        if !session_of_database(&name).is_some_and(|session| owners.owns(session)) {
+        if !owners.own_database(&name) {
             continue;
         }
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
@@ -440,6 +481,34 @@ mod tests {
         assert_eq!(session_of_database("debuglab_0a1b2c3d4e"), None);
         assert_eq!(session_of_database("debuglab_0A1B2C3D4E_x"), None);
         assert_eq!(session_of_database("postgres"), None);
+    }
+
+    #[test]
+    fn only_older_versions_templates_are_recognised_as_theirs() {
+        for name in [
+            "debuglab_tpl_slow_query_orders_1a2b3c4",
+            "debuglab_tpl_unbounded_cache_catalogue_0a1b2c3d4e",
+            "debuglab_tpl_orders_ffffffff",
+        ] {
+            assert!(is_legacy_template(name), "{name}");
+            assert!(Owners::Ended(BTreeSet::new()).own_database(name), "{name}");
+            // A process's own clean-up at exit leaves them to `clean --server`.
+            assert!(!Owners::ThisSession.own_database(name), "{name}");
+        }
+        for name in [
+            "debuglab_tpl_orders",             // no session id
+            "debuglab_tpl_orders_1a2b3c",      // too short for one
+            "debuglab_tpl_orders_1a2b3c4d5e6", // too long
+            "debuglab_tpl_orders_1A2B3C4",     // not lowercase hex
+            "debuglab_tpl__1a2b3c4",           // no template name
+            "debuglab_tpl_Orders_1a2b3c4",     // not a template name
+            "debuglab_templates_1a2b3c4",
+            "classroom_tpl_orders_1a2b3c4",
+            "debuglab_notes",
+        ] {
+            assert!(!is_legacy_template(name), "{name}");
+            assert!(!Owners::Ended(BTreeSet::new()).own_database(name), "{name}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! - **probes**: `pg_stat_statements`, `pg_stat_activity`, `pg_locks`, plans
 //!   captured with `auto_explain`, the slow-query log, Redis `INFO`,
 //!   `CLIENT LIST`, `SLOWLOG`, key TTLs; live heap bytes ([`alloc`], a
-//!   counting global allocator), and [`sampler`] to follow any of them over a run;
+//!   counting global allocator each program opts into), and [`sampler`] to follow any of them over a run;
 //! - **replicas** ([`replica`]): copies of a service as separate processes;
 //! - **reports** ([`Report`]): the verdict, metrics and evidence of a run, with
 //!   secrets redacted ([`redact`]), and the series it followed with the

@@ -8,21 +8,24 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection, AsyncCommands};
 use deadpool_redis::{ConnectionAddr, ConnectionInfo, Pool, RedisConnectionInfo, Runtime};
+use testcontainers::core::WaitFor;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::{HarnessError, Result};
 use crate::pools::{CheckoutLog, PoolRegistry};
 use crate::service::{
-    env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
-    ServiceContainer,
+    connect_to_named_server, env_setting, on_harness_runtime, random_password, start_container,
+    ContainerSpec, Service, ServiceContainer,
 };
 use crate::{redact, session, PoolSettings};
 
-/// How long a server may take to answer `PING`.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a server named by URL may take: it is already running, so a
-/// refusal means it is down or the URL is wrong, and waiting longer won't help.
-const URL_READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The container's signal that its server accepts connections, for
+/// testcontainers to wait on: Redis listens before it writes this line (to
+/// stdout, once, in the official image and debuglab's alike).
+const READY_LINE: &str = "Ready to accept connections";
+/// How long the first connection to a container's server may take; the
+/// server has said it accepts them, so one attempt tells.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Databases a container is started with; index 0 is never leased.
 const CONTAINER_DATABASES: i64 = 64;
 /// The client name of the harness's own connections, left out of client counts.
@@ -123,6 +126,7 @@ impl RedisServer {
                     // redis-cli reads REDISCLI_AUTH: `docker exec … redis-cli`
                     // then works without a password on the command line.
                     env: vec![("REDISCLI_AUTH".to_owned(), password.clone())],
+                    ready: WaitFor::message_on_stdout(READY_LINE),
                 })
                 .await?;
                 let info = ConnectionInfo {
@@ -140,12 +144,13 @@ impl RedisServer {
             }
         };
         raise_open_file_limit();
-        let ready_timeout = if container.is_some() {
-            READY_TIMEOUT
-        } else {
-            URL_READY_TIMEOUT
+        let mut conn = match container {
+            Some(_) => first_connection(&base, &description).await?,
+            None => {
+                connect_to_named_server(Service::Redis, &description, open_pinged(base.clone()))
+                    .await?
+            }
         };
-        let mut conn = connect_when_ready(&base, &description, ready_timeout).await?;
         // Servers that forbid CONFIG (managed Redis) have the default 16 databases.
         let databases: i64 = redis::cmd("CONFIG")
             .arg("GET")
@@ -267,33 +272,29 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn connect_when_ready(
+/// A connection that has answered `PING`.
+async fn open_pinged(info: ConnectionInfo) -> redis::RedisResult<MultiplexedConnection> {
+    let mut conn = open_connection(info).await?;
+    redis::cmd("PING").query_async::<String>(&mut conn).await?;
+    Ok(conn)
+}
+
+/// The first connection to a container's server, which has said it accepts
+/// connections ([`READY_LINE`]): one attempt.
+async fn first_connection(
     info: &ConnectionInfo,
     description: &str,
-    ready_timeout: Duration,
 ) -> Result<MultiplexedConnection> {
-    let started = tokio::time::Instant::now();
-    loop {
-        let attempt = async {
-            let mut conn = open_connection(info.clone()).await?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await?;
-            Ok::<_, redis::RedisError>(conn)
-        };
-        match attempt.await {
-            Ok(conn) => return Ok(conn),
-            Err(error) if started.elapsed() < ready_timeout => {
-                tracing::trace!("Redis not ready yet: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => {
-                return Err(HarnessError::ServiceNotReady {
-                    service: Service::Redis,
-                    address: description.to_owned(),
-                    waited_secs: ready_timeout.as_secs(),
-                    detail: redact::redact(&error.to_string()),
-                })
-            }
-        }
+    let not_ready = |detail: String| HarnessError::ServiceNotReady {
+        service: Service::Redis,
+        address: description.to_owned(),
+        waited_secs: FIRST_CONNECT_TIMEOUT.as_secs(),
+        detail,
+    };
+    match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, open_pinged(info.clone())).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(error)) => Err(not_ready(redact::redact(&error.to_string()))),
+        Err(_) => Err(not_ready("no answer".to_owned())),
     }
 }
 

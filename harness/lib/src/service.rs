@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Serialize;
-use testcontainers::core::{IntoContainerPort, Mount};
+use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
@@ -95,6 +95,33 @@ impl std::fmt::Display for Service {
     }
 }
 
+/// How long the one connection attempt to a server named by URL may take.
+///
+/// The server is already running, so a refusal means it is down or the URL
+/// is wrong: trying again would only delay the one line that says so.
+/// Silence (a host that drops packets) is cut off after this long.
+const URL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The first connection to a server named by URL (see [`Service::url_env_var`]):
+/// one attempt, within [`URL_CONNECT_TIMEOUT`], and one clear line if it fails.
+pub(crate) async fn connect_to_named_server<T, E: std::fmt::Display>(
+    service: Service,
+    description: &str,
+    connecting: impl Future<Output = std::result::Result<T, E>>,
+) -> Result<T> {
+    let detail = match tokio::time::timeout(URL_CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(connection)) => return Ok(connection),
+        Ok(Err(error)) => crate::redact::redact(&error.to_string()),
+        Err(_) => format!("no answer within {} s", URL_CONNECT_TIMEOUT.as_secs()),
+    };
+    Err(HarnessError::ServerUnreachable {
+        service,
+        address: description.to_owned(),
+        env_var: service.url_env_var(),
+        detail,
+    })
+}
+
 /// Reads an optional setting from the environment; empty counts as unset.
 pub(crate) fn env_setting(var: &str) -> Option<String> {
     std::env::var(var)
@@ -128,7 +155,14 @@ pub(crate) struct ContainerSpec {
     pub service: Service,
     pub cmd: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// What the container writes when its server has started; testcontainers
+    /// waits for it (within [`STARTUP_TIMEOUT`]) and fails at once if the
+    /// container exits first.
+    pub ready: WaitFor,
 }
+
+/// How long a container may take to start and say it is ready, pulls aside.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Starts a container for `spec` on the harness's own runtime.
 pub(crate) async fn start_container(spec: ContainerSpec) -> Result<ServiceContainer> {
@@ -145,10 +179,11 @@ async fn start_container_inner(spec: ContainerSpec) -> Result<ServiceContainer> 
     let port = service.container_port();
     let mut request = GenericImage::new(name, tag)
         .with_exposed_port(port.tcp())
+        .with_wait_for(spec.ready)
         .with_cmd(spec.cmd)
         .with_mount(Mount::tmpfs_mount(service.data_dir()).with_mode(0o1777))
         .with_shm_size(256 * 1024 * 1024)
-        .with_startup_timeout(Duration::from_secs(120));
+        .with_startup_timeout(STARTUP_TIMEOUT);
     for (key, value) in session::labels(service) {
         request = request.with_label(key, value);
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use debuglab_harness::alloc::live_heap_bytes;
+use debuglab_harness::alloc::HeapCounter;
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::report::format_number;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
@@ -52,7 +52,12 @@ pub struct Snapshot {
 }
 
 /// Takes a snapshot; the heap is read before Redis' answer is allocated.
-pub async fn snapshot(bus: &EventBus, tally: &Tally, redis: &RunRedis) -> Snapshot {
+pub async fn snapshot(
+    bus: &EventBus,
+    tally: &Tally,
+    redis: &RunRedis,
+    heap: HeapCounter,
+) -> Snapshot {
     let mut snapshot = Snapshot {
         served: tally.served.load(Ordering::Relaxed),
         open: tally.open.load(Ordering::Relaxed),
@@ -60,7 +65,7 @@ pub async fn snapshot(bus: &EventBus, tally: &Tally, redis: &RunRedis) -> Snapsh
         tasks: tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks(),
-        heap_bytes: live_heap_bytes(),
+        heap_bytes: heap.live_bytes(),
         redis_clients: 0,
     };
     snapshot.redis_clients = redis.clients().await.map_or(0, |clients| clients.len());
@@ -90,8 +95,9 @@ impl Watch {
         bus: &Arc<EventBus>,
         tally: &Arc<Tally>,
         redis: &RunRedis,
+        heap: HeapCounter,
     ) -> Watch {
-        let start = snapshot(bus, tally, redis).await;
+        let start = snapshot(bus, tally, redis, heap).await;
         let (bus, tally, redis, progress) = (
             Arc::clone(bus),
             Arc::clone(tally),
@@ -111,7 +117,7 @@ impl Watch {
                 Arc::clone(&progress),
             );
             async move {
-                let sample = snapshot(&bus, &tally, &redis).await;
+                let sample = snapshot(&bus, &tally, &redis, heap).await;
                 progress.gauge("listeners", sample.listeners as f64);
                 progress.gauge("tokio_tasks", sample.tasks as f64);
                 progress.gauge("redis_clients", sample.redis_clients as f64);
@@ -194,11 +200,16 @@ impl Settled {
 /// client on the run's Redis database and no more tasks than at `start`:
 /// closed dashboards wind down asynchronously (a task ends at its next poll,
 /// Redis sees a closed connection a moment later).
-pub async fn settle(bus: &EventBus, redis: &RunRedis, start: &Snapshot) -> Settled {
+pub async fn settle(
+    bus: &EventBus,
+    redis: &RunRedis,
+    heap: HeapCounter,
+    start: &Snapshot,
+) -> Settled {
     let tally = Tally::default();
     let began = Instant::now();
     loop {
-        let snapshot = snapshot(bus, &tally, redis).await;
+        let snapshot = snapshot(bus, &tally, redis, heap).await;
         let settled =
             snapshot.listeners == 0 && snapshot.redis_clients == 0 && snapshot.tasks <= start.tasks;
         if settled || began.elapsed() >= SETTLE_LIMIT {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use debuglab_harness::alloc::heap_counter;
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
 use debuglab_harness::{Result, RunContext};
 use tokio::time::Instant;
@@ -138,6 +139,7 @@ impl Dashboard {
 /// Redis meanwhile, and returns the figures the verdict is made of (also
 /// recorded on `ctx`).
 pub async fn run_dashboards<S: DataServiceApi>(ctx: &RunContext) -> Result<Figures> {
+    let heap = heap_counter(ctx.info().id)?;
     let redis = ctx.redis().await?;
     let tally = Arc::new(Tally::default());
     let shared = Arc::new(Shared {
@@ -150,7 +152,7 @@ pub async fn run_dashboards<S: DataServiceApi>(ctx: &RunContext) -> Result<Figur
         tally: Arc::clone(&tally),
         misses: AtomicUsize::new(0),
     });
-    let watch = Watch::start(ctx, &shared.app.bus, &tally, &redis).await;
+    let watch = Watch::start(ctx, &shared.app.bus, &tally, &redis, heap).await;
     let outcome = {
         let shared = Arc::clone(&shared);
         ctx.drive("dashboards", WORKLOAD, move |index| {
@@ -159,7 +161,7 @@ pub async fn run_dashboards<S: DataServiceApi>(ctx: &RunContext) -> Result<Figur
         .await
     };
     let watched = watch.stop().await;
-    let settled = probes::settle(&shared.app.bus, &redis, &watched.start).await;
+    let settled = probes::settle(&shared.app.bus, &redis, heap, &watched.start).await;
     let figures = Figures {
         dashboards: dashboards(&outcome, ctx.is_live()),
         deliveries: deliveries(&outcome, &shared),

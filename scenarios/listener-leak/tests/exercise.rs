@@ -4,6 +4,9 @@
 //!
 //! (`debuglab check listener-leak` says the same, with the report.)
 
+// The scenario judges the heap: this program counts it.
+debuglab_harness::install_counting_allocator!();
+
 pub use listener_leak::*;
 
 #[path = "../src/exercise.rs"]

@@ -218,6 +218,8 @@ pub struct ServerEvidence {
     pub complete: bool,
     /// The log's deadlock reports (`None`: the log cannot be read here).
     pub reports: Option<Vec<LogEntry>>,
+    /// Why the server log cannot be read here, if it cannot.
+    pub log_unavailable: Option<String>,
 }
 
 /// The server's counts since `before` and its deadlock reports since `log`,
@@ -240,6 +242,7 @@ pub async fn server_evidence(
         rolled_back: after.rolled_back - before.rolled_back,
         complete,
         reports,
+        log_unavailable: database.server_log_unavailable().map(str::to_owned),
     })
 }
 
@@ -550,9 +553,10 @@ fn record_server(ctx: &RunContext, server: &ServerEvidence) {
         if server.complete { "" } else { "; some connections had not ended yet, so the counts may be short" }
     ));
     match &server.reports {
-        None => {
-            ctx.evidence("this server's log cannot be read: its deadlock reports are not shown")
-        }
+        None => ctx.evidence(format!(
+            "deadlock reports: unavailable, the server log cannot be read here: {} (the count above is the server's own)",
+            server.log_unavailable.as_deref().unwrap_or("no reason given")
+        )),
         Some(reports) => {
             // The cycle with the fewest processes reads most easily.
             let simplest = reports.iter().min_by_key(|report| {

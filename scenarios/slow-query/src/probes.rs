@@ -14,7 +14,9 @@ use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::{HarnessError, Plot, PlotKind, Result, RunContext};
 
-use crate::verdict::{DatabaseWork, Figures, Freshness, PlanFigures, BUFFERS_PER_REQUEST_BOUND};
+use crate::verdict::{
+    DatabaseWork, Figures, Freshness, PlanFigures, RowsRead, BUFFERS_PER_REQUEST_BOUND,
+};
 use crate::workload::{describe_difference, POOL, SLOW_LOG_THRESHOLD, WORKLOAD};
 use crate::{data, Code, Order, PgPool};
 
@@ -155,9 +157,10 @@ pub async fn freshness(
     }
 }
 
-/// The plans of one real call for `user_id`, captured with `auto_explain`,
-/// and what they say about `orders`; `None` when the call read no `orders`
-/// (or the server's log cannot be read).
+/// The plans of one real call for `user_id`, captured with `auto_explain`
+/// (where the server log cannot be read: the generic plans of the
+/// statements it ran), and what they say about `orders`; `None` when the
+/// call read no `orders`.
 pub async fn capture_plan(
     ctx: &RunContext,
     database: &RunDatabase,
@@ -187,12 +190,19 @@ pub fn plan_figures(plans: &[Plan], rows_returned: usize) -> Option<PlanFigures>
         rows_returned,
         ..PlanFigures::default()
     };
+    // Rows are known only where every plan was measured as it ran.
+    let mut rows = reading
+        .iter()
+        .all(|plan| plan.is_analyzed())
+        .then(RowsRead::default);
     for plan in &reading {
         for scan in plan.scans_of(TABLE) {
-            let loops = scan.loops.unwrap_or(1.0);
-            let removed = scan.rows_removed_by_filter.unwrap_or(0.0) * loops;
-            figures.rows_read += scan.actual_rows.unwrap_or(0.0) * loops + removed;
-            figures.rows_removed += removed;
+            if let Some(rows) = rows.as_mut() {
+                let loops = scan.loops.unwrap_or(1.0);
+                let removed = scan.rows_removed_by_filter.unwrap_or(0.0) * loops;
+                rows.read += scan.actual_rows.unwrap_or(0.0) * loops + removed;
+                rows.removed += removed;
+            }
             figures.through_index |= scan.is_index_scan();
             if !figures.scans.contains(&scan.label()) {
                 figures.scans.push(scan.label());
@@ -203,6 +213,7 @@ pub fn plan_figures(plans: &[Plan], rows_returned: usize) -> Option<PlanFigures>
             .iter()
             .any(|node| node.node_type.ends_with("Sort"));
     }
+    figures.rows = rows;
     figures.shared_blocks = plans
         .iter()
         .filter_map(|plan| Some(plan.root.shared_hit_blocks? + plan.root.shared_read_blocks?))
@@ -216,6 +227,8 @@ pub struct Dashboard {
     top: Vec<StatementStats>,
     slow: Vec<LogEntry>,
     indexes: Vec<String>,
+    /// Why the server log (slow-query lines, real calls' plans) cannot be read here.
+    log_unavailable: Option<String>,
 }
 
 /// Reads the dashboard, with the slow-query log written since `mark`.
@@ -233,6 +246,7 @@ pub async fn dashboard(database: &RunDatabase, mark: Option<LogMark>) -> Result<
         top: database.statement_stats(3).await?,
         slow,
         indexes: database.index_definitions(TABLE).await?,
+        log_unavailable: database.server_log_unavailable().map(str::to_owned),
     })
 }
 
@@ -266,9 +280,11 @@ pub fn record(
         ("p95_ms", requests.p95_ms),
         ("wrong_answers", requests.wrong_answers as f64),
         ("stale_answers", figures.freshness.stale as f64),
-        ("slow_log_lines", dashboard.slow.len() as f64),
         ("active_queries_max", watched.active_max() as f64),
     ];
+    if dashboard.log_unavailable.is_none() {
+        metrics.push(("slow_log_lines", dashboard.slow.len() as f64));
+    }
     if let Some(buffers) = figures.buffers_per_request() {
         metrics.push(("buffers_per_request", buffers.round()));
     }
@@ -285,15 +301,17 @@ pub fn record(
     if let Some((plan, plans)) = plan {
         let seq_scans: usize = plans.iter().map(|plan| plan.seq_scans_on(TABLE)).sum();
         metrics.push(("seq_scans_on_orders", seq_scans as f64));
-        metrics.push(("plan_rows_read", plan.rows_read.round()));
-        metrics.push(("rows_removed_by_filter", plan.rows_removed.round()));
+        if let Some(rows) = plan.rows {
+            metrics.push(("plan_rows_read", rows.read.round()));
+            metrics.push(("rows_removed_by_filter", rows.removed.round()));
+        }
     }
     for (name, value) in metrics {
         ctx.metric(name, value);
     }
     record_traffic(ctx, figures);
     record_dashboard(ctx, dashboard);
-    record_plan(ctx, plan, sample_user);
+    record_plan(ctx, plan, sample_user, dashboard.log_unavailable.as_deref());
     record_answers(ctx, figures);
 }
 
@@ -319,7 +337,10 @@ pub fn record_plots(ctx: &RunContext, latencies_ms: Points, figures: &Figures) {
         work.push([0.0, buffers.max(1.0)]);
     }
     if let Some(plan) = &figures.plan {
-        work.push([1.0, plan.rows_read.max(1.0)]);
+        // A generic plan (a server without its log) measured no rows.
+        if let Some(rows) = &plan.rows {
+            work.push([1.0, rows.read.max(1.0)]);
+        }
         work.push([2.0, (plan.rows_returned as f64).max(1.0)]);
     }
     ctx.series("work_per_request", work);
@@ -366,6 +387,11 @@ fn record_dashboard(ctx: &RunContext, dashboard: &Dashboard) {
     for stats in &dashboard.top {
         ctx.evidence(stats.to_string());
     }
+    if let Some(why) = &dashboard.log_unavailable {
+        ctx.evidence(format!(
+            "slow-query log: unavailable, the server log cannot be read here: {why} (pg_stat_statements above ranks the statements by time instead)"
+        ));
+    }
     for entry in dashboard.slow.iter().take(3) {
         ctx.evidence(format!("slow-query log: {}", entry.as_log_line()));
     }
@@ -384,29 +410,42 @@ fn record_dashboard(ctx: &RunContext, dashboard: &Dashboard) {
     ctx.evidence(format!("indexes on orders: {}", indexes.join("; ")));
 }
 
-fn record_plan(ctx: &RunContext, plan: Option<&(PlanFigures, Vec<Plan>)>, sample_user: i64) {
+fn record_plan(
+    ctx: &RunContext,
+    plan: Option<&(PlanFigures, Vec<Plan>)>,
+    sample_user: i64,
+    log_unavailable: Option<&str>,
+) {
     let Some((figures, plans)) = plan else {
         ctx.evidence(format!(
-            "no plan reading orders was captured for user {sample_user}: the call ran no statement on the table (or the server's log cannot be read)"
+            "no plan reading orders was captured for user {sample_user}: the call ran no statement on the table{}",
+            if log_unavailable.is_some() { " that pg_stat_statements recorded" } else { "" }
         ));
         return;
+    };
+    let source = match figures.rows {
+        Some(_) => format!("EXPLAIN (ANALYZE, BUFFERS) of the endpoint's call for user {sample_user} (auto_explain)"),
+        None => format!("EXPLAIN (generic plan: estimates, nothing run) of the statement the endpoint's call for user {sample_user} ran, as pg_stat_statements recorded it"),
     };
     for plan in plans
         .iter()
         .filter(|plan| !plan.scans_of(TABLE).is_empty())
         .take(3)
     {
-        ctx.evidence(format!(
-            "EXPLAIN (ANALYZE, BUFFERS) of the endpoint's call for user {sample_user} (auto_explain): {}",
-            plan.evidence_line()
-        ));
+        ctx.evidence(format!("{source}: {}", plan.evidence_line()));
     }
-    ctx.evidence(format!(
-        "rows of orders the call read: {} ({} thrown away by a filter), to return {}",
-        grouped(figures.rows_read.round()),
-        grouped(figures.rows_removed.round()),
-        figures.rows_returned
-    ));
+    match (figures.rows, log_unavailable) {
+        (Some(rows), _) => ctx.evidence(format!(
+            "rows of orders the call read: {} ({} thrown away by a filter), to return {}",
+            grouped(rows.read.round()),
+            grouped(rows.removed.round()),
+            figures.rows_returned
+        )),
+        (None, Some(why)) => ctx.evidence(format!(
+            "the plan of the real call (auto_explain), with the rows it read and its buffers, is unavailable: the server log cannot be read here: {why}"
+        )),
+        (None, None) => {}
+    }
 }
 
 fn record_answers(ctx: &RunContext, figures: &Figures) {
@@ -474,10 +513,27 @@ mod tests {
         );
         assert!(figures.sorts && !figures.through_index);
         assert_eq!(
-            (figures.rows_read, figures.rows_removed),
-            (999_999.0, 999_900.0)
+            figures.rows,
+            Some(RowsRead {
+                read: 999_999.0,
+                removed: 999_900.0
+            })
         );
         assert_eq!(figures.shared_blocks, Some(8334));
+    }
+
+    #[test]
+    fn a_generic_plan_names_its_scans_and_claims_no_rows() {
+        // Planned only: no actual rows, loops or buffers.
+        let plans = [plan(
+            r#"{"Plan": {"Node Type": "Limit", "Plan Rows": 10,
+                "Plans": [{"Node Type": "Sort", "Plan Rows": 100,
+                  "Plans": [{"Node Type": "Seq Scan", "Relation Name": "orders", "Plan Rows": 100}]}]}}"#,
+        )];
+        let figures = plan_figures(&plans, 10).unwrap();
+        assert_eq!(figures.scans, vec!["Seq Scan on orders".to_owned()]);
+        assert!(figures.sorts);
+        assert_eq!((figures.rows, figures.shared_blocks), (None, None));
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub struct Figures {
     pub work: Option<DatabaseWork>,
     /// The new orders placed behind the endpoint's back, and what it showed.
     pub freshness: Freshness,
-    /// The plan of one real call, captured with `auto_explain`; `None` when
-    /// the call ran no statement on `orders`, or the log cannot be read.
+    /// The plan of one real call, captured with `auto_explain` (or, where
+    /// the server log cannot be read, the generic plan of the statement it
+    /// ran); `None` when the call ran no statement on `orders`.
     pub plan: Option<PlanFigures>,
 }
 
@@ -95,10 +96,9 @@ pub struct PlanFigures {
     pub through_index: bool,
     /// Whether the plan sorts rows itself.
     pub sorts: bool,
-    /// Rows the scans of `orders` read (kept or thrown away).
-    pub rows_read: f64,
-    /// Rows they threw away after reading them (`Rows Removed by Filter`).
-    pub rows_removed: f64,
+    /// What the scans of `orders` read, measured as the call ran; `None`
+    /// for a generic plan (the planner's estimates, nothing measured).
+    pub rows: Option<RowsRead>,
     /// Rows the call returned.
     pub rows_returned: usize,
     /// Shared buffers the plans touched.
@@ -117,6 +117,15 @@ impl Figures {
             (None, None) => None,
         }
     }
+}
+
+/// What the scans of `orders` read in one call, measured (`ANALYZE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RowsRead {
+    /// Rows read, kept or thrown away.
+    pub read: f64,
+    /// Rows thrown away after reading them (`Rows Removed by Filter`).
+    pub removed: f64,
 }
 
 /// Judges a run by its figures.
@@ -188,18 +197,25 @@ fn explain(plan: Option<&PlanFigures>) -> String {
         return "the plan of the endpoint's query could not be captured".to_owned();
     };
     let mut line = format!(
-        "the plan reads orders with {}{}, {} rows read",
+        "the {} reads orders with {}{}",
+        if plan.rows.is_some() {
+            "plan"
+        } else {
+            "generic plan of its statement"
+        },
         plan.scans.join(", "),
         if plan.sorts { " and sorts them" } else { "" },
-        grouped(plan.rows_read.round())
     );
-    if plan.rows_removed > 0.0 {
-        line.push_str(&format!(
-            " ({} thrown away by the filter)",
-            grouped(plan.rows_removed.round())
-        ));
+    if let Some(rows) = plan.rows {
+        line.push_str(&format!(", {} rows read", grouped(rows.read.round())));
+        if rows.removed > 0.0 {
+            line.push_str(&format!(
+                " ({} thrown away by the filter)",
+                grouped(rows.removed.round())
+            ));
+        }
+        line.push_str(&format!(" to return {}", plan.rows_returned));
     }
-    line.push_str(&format!(" to return {}", plan.rows_returned));
     if plan.through_index {
         // The learner has an index already: say why it is not yet the right one.
         line.push_str(
@@ -216,13 +232,17 @@ fn healthy_summary(figures: &Figures) -> String {
     let plan = figures
         .plan
         .as_ref()
-        .map(|plan| {
-            format!(
+        .map(|plan| match plan.rows {
+            Some(rows) => format!(
                 ", orders read with {} ({} rows for {})",
                 plan.scans.join(", "),
-                grouped(plan.rows_read.round()),
+                grouped(rows.read.round()),
                 plan.rows_returned
-            )
+            ),
+            None => format!(
+                ", orders read with {} (its generic plan)",
+                plan.scans.join(", ")
+            ),
         })
         .unwrap_or_default();
     format!(
@@ -260,8 +280,10 @@ mod tests {
                 scans: vec!["Index Scan using orders_by_user_and_time on orders".to_owned()],
                 through_index: true,
                 sorts: false,
-                rows_read: 10.0,
-                rows_removed: 0.0,
+                rows: Some(RowsRead {
+                    read: 10.0,
+                    removed: 0.0,
+                }),
                 rows_returned: 10,
                 shared_blocks: Some(14),
             }),
@@ -332,8 +354,10 @@ mod tests {
             scans: vec!["Parallel Seq Scan on orders".to_owned()],
             through_index: false,
             sorts: true,
-            rows_read: 1_000_000.0,
-            rows_removed: 999_900.0,
+            rows: Some(RowsRead {
+                read: 1_000_000.0,
+                removed: 999_900.0,
+            }),
             rows_returned: 10,
             shared_blocks: Some(8_400),
         });
@@ -358,8 +382,10 @@ mod tests {
             scans: vec!["Bitmap Heap Scan on orders".to_owned()],
             through_index: true,
             sorts: true,
-            rows_read: 100.0,
-            rows_removed: 0.0,
+            rows: Some(RowsRead {
+                read: 100.0,
+                removed: 0.0,
+            }),
             rows_returned: 10,
             shared_blocks: Some(104),
         });
@@ -381,8 +407,10 @@ mod tests {
             scans: vec!["Index Scan using orders_by_time on orders".to_owned()],
             through_index: true,
             sorts: false,
-            rows_read: 98_010.0,
-            rows_removed: 98_000.0,
+            rows: Some(RowsRead {
+                read: 98_010.0,
+                removed: 98_000.0,
+            }),
             rows_returned: 10,
             shared_blocks: Some(90_000),
         });
@@ -393,6 +421,40 @@ mod tests {
             ),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn a_generic_plan_names_the_scan_and_claims_no_rows() {
+        let generic = PlanFigures {
+            scans: vec!["Seq Scan on orders".to_owned()],
+            through_index: false,
+            sorts: true,
+            rows: None,
+            rows_returned: 10,
+            shared_blocks: None,
+        };
+        let mut figures = healthy();
+        figures.plan = Some(generic.clone());
+        assert!(verdict(&figures)
+            .summary
+            .contains("orders read with Seq Scan on orders (its generic plan); p95"));
+        figures.work.as_mut().unwrap().shared_blocks = 400 * 8_400;
+        let summary = summary(&figures);
+        assert!(
+            summary.contains(
+                "(ten orders fit in a few pages): the generic plan of its statement reads orders \
+                 with Seq Scan on orders and sorts them."
+            ),
+            "{summary}"
+        );
+        assert!(!summary.contains("rows read"), "{summary}");
+        // Without pg_stat_statements a generic plan has no buffers to count.
+        figures.work = None;
+        assert!(summary_of_unmeasured(&figures));
+    }
+
+    fn summary_of_unmeasured(figures: &Figures) -> bool {
+        summary(figures).contains("the database work per request could not be measured")
     }
 
     #[test]

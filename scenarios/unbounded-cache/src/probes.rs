@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use debuglab_harness::alloc::live_heap_bytes;
+use debuglab_harness::alloc::HeapCounter;
 use debuglab_harness::postgres::RunDatabase;
 use debuglab_harness::redis::{RunRedis, Ttl};
 use debuglab_harness::report::grouped;
@@ -66,6 +66,7 @@ impl Watch {
         service: &Arc<S>,
         done: &Arc<AtomicUsize>,
         redis: &RunRedis,
+        heap: HeapCounter,
     ) -> Watch {
         let (service, done, redis, progress) = (
             Arc::clone(service),
@@ -84,7 +85,7 @@ impl Watch {
                 let snapshot = Snapshot {
                     views_done: done.load(Ordering::Relaxed),
                     local_entries: service.local_entries().await,
-                    heap_bytes: live_heap_bytes(),
+                    heap_bytes: heap.live_bytes(),
                     redis_keys: redis.dbsize().await.unwrap_or(0),
                 };
                 progress.gauge(

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use debuglab_harness::alloc::live_heap_bytes;
+use debuglab_harness::alloc::heap_counter;
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
 use debuglab_harness::{HarnessError, PoolSettings, Result, RunContext};
 use rand::rngs::StdRng;
@@ -93,6 +93,7 @@ pub fn ideal_hit_rate(views: &[i64]) -> f64 {
 /// stores, checks freshness, and returns the figures the verdict is made of
 /// (also recorded on `ctx`).
 pub async fn run_views<S: ProductPageApi>(ctx: &RunContext) -> Result<Figures> {
+    let heap = heap_counter(ctx.info().id)?;
     let database = ctx.database(Some(&CATALOGUE)).await?;
     if !database.has_statement_stats() {
         return Err(HarnessError::Setup {
@@ -103,10 +104,10 @@ pub async fn run_views<S: ProductPageApi>(ctx: &RunContext) -> Result<Figures> {
     let redis = ctx.redis().await?;
     let (db_pool, redis_pool) = (database.pool(POOL).await?, redis.pool(POOL).await?);
     database.reset_statement_stats().await?;
-    let heap_start = live_heap_bytes();
+    let heap_start = heap.live_bytes();
     let service = Arc::new(S::new(db_pool.clone(), redis_pool, CONFIG));
     let done = Arc::new(AtomicUsize::new(0));
-    let watch = Watch::start(ctx, &service, &done, &redis);
+    let watch = Watch::start(ctx, &service, &done, &redis, heap);
     let seed = ctx.seed();
     let outcome = {
         let (service, done) = (Arc::clone(&service), Arc::clone(&done));
@@ -131,7 +132,7 @@ pub async fn run_views<S: ProductPageApi>(ctx: &RunContext) -> Result<Figures> {
     // The run's own records are not the service's memory.
     drop(outcome);
     let local_entries = service.local_entries().await;
-    let heap_end = live_heap_bytes();
+    let heap_end = heap.live_bytes();
     let memory = watched.memory(heap_start, heap_end, local_entries, views.finished);
     let work = probes::database_work(&database).await?;
     let redis_audit = probes::audit_redis(&redis).await?;

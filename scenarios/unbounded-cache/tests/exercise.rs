@@ -4,6 +4,9 @@
 //!
 //! (`debuglab check unbounded-cache` says the same, with the report.)
 
+// The scenario judges the heap: this program counts it.
+debuglab_harness::install_counting_allocator!();
+
 pub use unbounded_cache::*;
 
 #[path = "../src/exercise.rs"]

@@ -219,7 +219,8 @@ impl Watch {
                 Arc::clone(&progress),
             );
             async move {
-                let heap_bytes = live_heap_bytes();
+                // A program without the counting allocator reads 0: said so, not judged.
+                let heap_bytes = live_heap_bytes().unwrap_or(0);
                 let mut probe = probe.lock().await;
                 let stream = probe.stream().await.ok()?;
                 let stored = probe.stored().await.ok()?;

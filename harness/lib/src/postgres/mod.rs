@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use sqlx::migrate::{MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
+use testcontainers::core::WaitFor;
 use tokio::sync::OnceCell;
 
 pub use plan::{Plan, PlanNode};
@@ -33,16 +34,28 @@ use crate::error::{HarnessError, Result};
 use crate::latency::LatencyProxy;
 use crate::pools::{CheckoutLog, PoolRegistry};
 use crate::service::{
-    env_setting, on_harness_runtime, random_password, start_container, ContainerSpec, Service,
-    ServiceContainer,
+    connect_to_named_server, env_setting, on_harness_runtime, random_password, start_container,
+    ContainerSpec, Service, ServiceContainer,
 };
 use crate::{progress, redact, session, PoolSettings};
 
-/// How long a server may take to accept connections.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a server named by URL may take: it is already running, so a
-/// refusal means it is down or the URL is wrong, and waiting longer won't help.
-const URL_READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The container's signal that its server has started, for testcontainers
+/// to wait on.
+///
+/// Not "database system is ready to accept connections": with the logging
+/// collector on (the JSON log the probes read), that line goes to the log
+/// file, not to Docker. This one is the last the postmaster writes to the
+/// container's stderr before the collector takes its output over, once per
+/// container in both images: the official image's init server runs under
+/// `pg_ctl`, which sends its output to stdout. A Docker health command
+/// (`pg_isready`) would see readiness itself, but Docker runs it for the
+/// container's whole life (a third of a core at 100 ms on Docker 20.10,
+/// which has no `start_interval`), so it is not used.
+const POSTMASTER_STARTED: &str = "redirecting log output to logging collector process";
+/// How long a container's server may take from [`POSTMASTER_STARTED`] to
+/// accepting connections: it opens its sockets and starts a clean cluster,
+/// a few milliseconds in practice.
+const ACCEPT_WINDOW: Duration = Duration::from_secs(10);
 
 /// The server-wide settings a container starts with.
 ///
@@ -130,8 +143,9 @@ pub struct DatabaseTemplate {
 struct Capabilities {
     server_version_num: i32,
     pg_stat_statements: bool,
-    /// Path of the JSON log, relative to the data directory, if it can be read.
-    json_log: Option<String>,
+    /// Path of the JSON log, relative to the data directory, or why it
+    /// cannot be read (the end of a report's sentence: "… cannot be read here: <why>").
+    json_log: std::result::Result<String, String>,
 }
 
 /// The PostgreSQL server this process uses.
@@ -210,6 +224,7 @@ impl PostgresServer {
                         service: Service::Postgres,
                         cmd,
                         env: vec![("POSTGRES_PASSWORD".to_owned(), password.clone())],
+                        ready: WaitFor::message_on_stderr(POSTMASTER_STARTED),
                     })
                     .await?;
                     let options = PgConnectOptions::new()
@@ -233,12 +248,13 @@ impl PostgresServer {
         let base_options = base_options
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(10));
-        let ready_timeout = if container.is_some() {
-            READY_TIMEOUT
-        } else {
-            URL_READY_TIMEOUT
+        let mut admin = match container {
+            Some(_) => connect_after_start(&base_options, &description).await?,
+            None => {
+                connect_to_named_server(Service::Postgres, &description, base_options.connect())
+                    .await?
+            }
         };
-        let mut admin = connect_when_ready(&base_options, &description, ready_timeout).await?;
         let capabilities = Capabilities::detect(&mut admin).await?;
         tracing::info!(server = %description, ?capabilities, "PostgreSQL ready");
         let presence = match container {
@@ -424,22 +440,7 @@ impl Capabilities {
         let pg_stat_statements = preload
             .split(',')
             .any(|lib| lib.trim() == "pg_stat_statements");
-        // pg_current_logfile is NULL without the logging collector, and reading
-        // the file needs superuser (or pg_read_server_files); try it once.
-        let json_log: Option<String> = sqlx::query_scalar("SELECT pg_current_logfile('jsonlog')")
-            .fetch_one(&mut *admin)
-            .await
-            .ok()
-            .flatten();
-        let json_log = match json_log {
-            Some(path) => sqlx::query("SELECT pg_stat_file($1)")
-                .bind(&path)
-                .execute(&mut *admin)
-                .await
-                .ok()
-                .map(|_| path),
-            None => None,
-        };
+        let json_log = readable_json_log(admin, server_version_num).await;
         Ok(Capabilities {
             server_version_num,
             pg_stat_statements,
@@ -448,28 +449,105 @@ impl Capabilities {
     }
 }
 
-async fn connect_when_ready(
+/// Where the server's JSON log is, if this login can read it; otherwise why
+/// not, as the end of a sentence ("… cannot be read: <why>").
+async fn readable_json_log(
+    admin: &mut PgConnection,
+    server_version_num: i32,
+) -> std::result::Result<String, String> {
+    if server_version_num < 150_000 {
+        return Err(format!(
+            "PostgreSQL {} writes no JSON log (15 and later do)",
+            server_version_num / 10_000
+        ));
+    }
+    let setting = |name: &'static str| {
+        sqlx::query_scalar::<_, Option<String>>("SELECT current_setting($1, true)").bind(name)
+    };
+    let collector = setting("logging_collector")
+        .fetch_one(&mut *admin)
+        .await
+        .ok()
+        .flatten();
+    if collector.as_deref() != Some("on") {
+        return Err(
+            "the server's logging collector is off (logging_collector), so it writes no log file"
+                .to_owned(),
+        );
+    }
+    let destination = setting("log_destination")
+        .fetch_one(&mut *admin)
+        .await
+        .ok()
+        .flatten();
+    if !destination
+        .as_deref()
+        .unwrap_or_default()
+        .contains("jsonlog")
+    {
+        return Err(format!(
+            "the server writes no JSON log (log_destination = '{}')",
+            destination.unwrap_or_default()
+        ));
+    }
+    let path: Option<String> = sqlx::query_scalar("SELECT pg_current_logfile('jsonlog')")
+        .fetch_one(&mut *admin)
+        .await
+        .map_err(|_| "finding the server's log file (pg_current_logfile) needs superuser or pg_monitor, which this login lacks".to_owned())?;
+    let path = path.ok_or_else(|| "the server has no JSON log file open".to_owned())?;
+    sqlx::query("SELECT pg_stat_file($1)")
+        .bind(&path)
+        .execute(&mut *admin)
+        .await
+        .map_err(|_| "reading the server's files needs superuser or pg_read_server_files, which this login lacks".to_owned())?;
+    Ok(path)
+}
+
+/// The first connection to a container's server, which has just said it
+/// started ([`POSTMASTER_STARTED`]).
+///
+/// Only the errors of the moments before it accepts connections are waited
+/// out, within [`ACCEPT_WINDOW`]: refused, or reset by Docker's port proxy
+/// while nothing listens yet, or "the database system is starting up".
+/// Anything else (a wrong password, a crash) is reported at once.
+async fn connect_after_start(
     options: &PgConnectOptions,
     description: &str,
-    ready_timeout: Duration,
 ) -> Result<PgConnection> {
-    let started = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + ACCEPT_WINDOW;
     loop {
         match options.connect().await {
             Ok(conn) => return Ok(conn),
-            Err(error) if started.elapsed() < ready_timeout => {
-                tracing::trace!("PostgreSQL not ready yet: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(error) if is_starting_up(&error) && tokio::time::Instant::now() < deadline => {
+                tracing::trace!("PostgreSQL is starting up: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(error) => {
                 return Err(HarnessError::ServiceNotReady {
                     service: Service::Postgres,
                     address: description.to_owned(),
-                    waited_secs: ready_timeout.as_secs(),
+                    waited_secs: ACCEPT_WINDOW.as_secs(),
                     detail: redact::redact(&error.to_string()),
                 })
             }
         }
+    }
+}
+
+/// Whether `error` is one a server gives while it opens its sockets and starts.
+fn is_starting_up(error: &sqlx::Error) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::UnexpectedEof
+        ),
+        // cannot_connect_now: "the database system is starting up".
+        sqlx::Error::Database(database) => database.code().as_deref() == Some("57P03"),
+        _ => false,
     }
 }
 
@@ -567,22 +645,23 @@ impl RunDatabase {
     /// A connection for the harness's own queries: not counted by
     /// `pg_stat_statements` and never in the slow-query log.
     pub async fn probe_connection(&self) -> Result<PgConnection> {
-        let mut conn = self
+        // Settings travel in the start-up message, not as SET statements: a
+        // server that counts utility statements (`track_utility`, on by
+        // default outside debuglab's containers) would count the SETs as the
+        // run's work.
+        let mut options = self
             .inner
             .options
+            .clone()
+            .application_name("debuglab-probe")
+            .options([("log_min_duration_statement", "-1")]);
+        if self.inner.server.capabilities.pg_stat_statements {
+            options = options.options([("pg_stat_statements.track", "none")]);
+        }
+        options
             .connect()
             .await
-            .map_err(HarnessError::postgres("opening a probe connection"))?;
-        let mut setup = String::from(
-            "SET log_min_duration_statement = -1; SET application_name = 'debuglab-probe';",
-        );
-        if self.inner.server.capabilities.pg_stat_statements {
-            setup.push_str(" SET pg_stat_statements.track = 'none';");
-        }
-        conn.execute(setup.as_str())
-            .await
-            .map_err(HarnessError::postgres("setting up a probe connection"))?;
-        Ok(conn)
+            .map_err(HarnessError::postgres("opening a probe connection"))
     }
 
     /// Applies `base` (usually `sqlx::migrate!()`) followed by `extra` with sqlx's migrator.
@@ -610,7 +689,13 @@ impl RunDatabase {
 
     /// Logs every statement in this database that runs longer than `threshold`
     /// (`log_min_duration_statement`); applies to connections opened afterwards.
+    ///
+    /// Nothing is set where the server log cannot be read: no one would read
+    /// the lines, and a server named by URL may let only superusers set it.
     pub async fn log_statements_slower_than(&self, threshold: Duration) -> Result<()> {
+        if !self.has_server_log() {
+            return Ok(());
+        }
         let mut conn = self.probe_connection().await?;
         conn.execute(
             format!(
@@ -743,6 +828,28 @@ mod tests {
             "postgres://u:p@db:5432"
         );
         assert_eq!(url_base_of("postgres://db"), "postgres://db");
+    }
+
+    #[test]
+    fn only_start_up_errors_are_waited_out() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(
+                is_starting_up(&sqlx::Error::Io(Error::from(kind))),
+                "{kind:?}"
+            );
+        }
+        assert!(!is_starting_up(&sqlx::Error::Io(Error::from(
+            ErrorKind::PermissionDenied
+        ))));
+        assert!(!is_starting_up(&sqlx::Error::Protocol(
+            "password authentication failed".into()
+        )));
+        assert!(!is_starting_up(&sqlx::Error::PoolTimedOut));
     }
 
     #[test]

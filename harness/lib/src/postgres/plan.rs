@@ -13,6 +13,8 @@ pub struct PlanNode {
     pub relation: Option<String>,
     /// The index a scan uses.
     pub index: Option<String>,
+    /// Rows the planner expects the node to produce per loop.
+    pub plan_rows: Option<f64>,
     /// Rows the node produced per loop (with ANALYZE).
     pub actual_rows: Option<f64>,
     /// How many times the node ran (with ANALYZE).
@@ -56,6 +58,7 @@ impl PlanNode {
                 .unwrap_or(false),
             relation: text("Relation Name"),
             index: text("Index Name"),
+            plan_rows: number("Plan Rows"),
             actual_rows: number("Actual Rows"),
             loops: number("Actual Loops"),
             rows_removed_by_filter: number("Rows Removed by Filter"),
@@ -127,6 +130,12 @@ impl Plan {
         let mut plan = Plan::from_explain_json(&json)?;
         plan.duration_ms = duration_ms;
         Some(plan)
+    }
+
+    /// Whether the plan was measured as it ran (`ANALYZE`: actual rows and
+    /// loops), rather than only planned (a generic plan's estimates).
+    pub fn is_analyzed(&self) -> bool {
+        self.root.actual_rows.is_some()
     }
 
     /// Every node, top-down.
@@ -224,6 +233,7 @@ mod tests {
             "Limit → Gather Merge → Sort → Parallel Seq Scan on orders"
         );
         assert_eq!(plan.seq_scans_on("orders"), 1);
+        assert!(plan.is_analyzed());
         assert_eq!(plan.rows_removed_by_filter(), 999_900.0);
         assert!(plan
             .evidence_line()
@@ -233,7 +243,7 @@ mod tests {
     #[test]
     fn reads_explain_json_with_an_index_scan() {
         let json: Value = serde_json::from_str(
-            r#"[{"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Index Scan",
+            r#"[{"Plan": {"Node Type": "Limit", "Plan Rows": 10, "Plans": [{"Node Type": "Index Scan",
                 "Index Name": "idx_orders_user_id_created_at", "Relation Name": "orders"}]},
                 "Execution Time": 0.111}]"#,
         )
@@ -246,6 +256,9 @@ mod tests {
             "Limit → Index Scan using idx_orders_user_id_created_at on orders"
         );
         assert_eq!(plan.duration_ms, Some(0.111));
+        // Planned, not run: estimates only.
+        assert!(!plan.is_analyzed());
+        assert_eq!(plan.root.plan_rows, Some(10.0));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Every probe runs on a probe connection of its own, so it never borrows a
 //! connection from the pool under test and never shows up in its own figures.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -148,6 +149,46 @@ impl LogEntry {
     }
 }
 
+/// The statements whose calls grew from `before` to `after`, most calls first:
+/// the plannable ones (a server that counts utility statements counts
+/// `BEGIN` too, which has no plan).
+fn statements_run_between(
+    before: &BTreeMap<String, i64>,
+    after: &BTreeMap<String, i64>,
+) -> Vec<String> {
+    const PLANNABLE: [&str; 6] = ["select", "with", "insert", "update", "delete", "values"];
+    let mut ran: Vec<(&String, i64)> = after
+        .iter()
+        .map(|(query, calls)| (query, calls - before.get(query).copied().unwrap_or(0)))
+        .filter(|(query, grew)| {
+            let first = query.split_whitespace().next().unwrap_or_default();
+            *grew > 0
+                && PLANNABLE
+                    .iter()
+                    .any(|word| first.eq_ignore_ascii_case(word))
+        })
+        .collect();
+    ran.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    ran.into_iter().map(|(query, _)| query.clone()).collect()
+}
+
+/// How many parameters a normalised statement has: its highest `$n`.
+fn parameter_count(query: &str) -> usize {
+    let bytes = query.as_bytes();
+    let mut highest = 0;
+    for (at, _) in query.match_indices('$') {
+        let glued = at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        let digits: String = query[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let (false, Ok(number)) = (glued, digits.parse::<usize>()) {
+            highest = highest.max(number);
+        }
+    }
+    highest
+}
+
 /// `text` on one line, whitespace collapsed, cut to `max` characters.
 pub(crate) fn one_line(text: &str, max: usize) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -210,7 +251,20 @@ impl RunDatabase {
 
     /// Whether the server log can be read (container servers: yes).
     pub fn has_server_log(&self) -> bool {
-        self.inner.server.capabilities.json_log.is_some()
+        self.inner.server.capabilities.json_log.is_ok()
+    }
+
+    /// Why the server log cannot be read here, to say so in a report (the
+    /// slow-query log, real calls' plans and deadlock reports come from it);
+    /// `None` when it can.
+    pub fn server_log_unavailable(&self) -> Option<&str> {
+        self.inner
+            .server
+            .capabilities
+            .json_log
+            .as_ref()
+            .err()
+            .map(String::as_str)
     }
 
     /// Forgets the statistics `pg_stat_statements` holds for this database.
@@ -402,7 +456,7 @@ impl RunDatabase {
     ///
     /// `None` when the log cannot be read on this server.
     pub async fn log_mark(&self) -> Result<Option<LogMark>> {
-        let Some(path) = &self.inner.server.capabilities.json_log else {
+        let Ok(path) = &self.inner.server.capabilities.json_log else {
             return Ok(None);
         };
         let mut conn = self.probe_connection().await?;
@@ -416,7 +470,7 @@ impl RunDatabase {
 
     /// The log entries about this database written since `mark`.
     pub async fn log_since(&self, mark: LogMark) -> Result<Vec<LogEntry>> {
-        let Some(path) = &self.inner.server.capabilities.json_log else {
+        let Ok(path) = &self.inner.server.capabilities.json_log else {
             return Ok(Vec::new());
         };
         let mut conn = self.probe_connection().await?;
@@ -439,37 +493,44 @@ impl RunDatabase {
             .collect())
     }
 
-    /// Runs `call` on a one-connection pool with `auto_explain` logging every
-    /// plan with `ANALYZE` and `BUFFERS`, and returns what `call` returned with
-    /// the plans of the statements it ran: the real plans of the real code.
+    /// Runs `call` on a one-connection pool and returns what `call` returned
+    /// with the plans of the statements it ran.
     ///
-    /// The plans are empty when the server log cannot be read.
+    /// Where the server log can be read, these are the real plans of the real
+    /// code: `auto_explain` logs every plan with `ANALYZE` and `BUFFERS`.
+    /// Elsewhere (a server named by URL, see [`RunDatabase::server_log_unavailable`])
+    /// they are the generic plans of the statements `pg_stat_statements` saw
+    /// the call run, planned again from their normalised text
+    /// ([`Plan::is_analyzed`] is false: the planner's estimates, no rows read,
+    /// no buffers). Empty when the server has neither.
     pub async fn capture_plans<F, Fut, T>(&self, call: F) -> Result<(T, Vec<Plan>)>
     where
         F: FnOnce(PgPool) -> Fut,
         Fut: Future<Output = T>,
     {
+        if self.has_server_log() {
+            self.auto_explain_plans(call).await
+        } else {
+            self.generic_plans_of(call).await
+        }
+    }
+
+    async fn auto_explain_plans<F, Fut, T>(&self, call: F) -> Result<(T, Vec<Plan>)>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: Future<Output = T>,
+    {
         let mark = self.log_mark().await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(
-                        "LOAD 'auto_explain';
-                         SET auto_explain.log_min_duration = 0;
-                         SET auto_explain.log_analyze = on;
-                         SET auto_explain.log_buffers = on;
-                         SET auto_explain.log_format = 'json';
-                         SET log_min_duration_statement = -1;
-                         SET application_name = 'debuglab-explain';",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect_with(self.inner.options.clone())
-            .await
-            .map_err(HarnessError::postgres("opening an auto_explain connection"))?;
+        let pool = self
+            .explain_pool(
+                "LOAD 'auto_explain';
+                 SET auto_explain.log_min_duration = 0;
+                 SET auto_explain.log_analyze = on;
+                 SET auto_explain.log_buffers = on;
+                 SET auto_explain.log_format = 'json';
+                 SET log_min_duration_statement = -1;",
+            )
+            .await?;
         let output = call(pool.clone()).await;
         pool.close().await;
         let Some(mark) = mark else {
@@ -492,6 +553,115 @@ impl RunDatabase {
         }
     }
 
+    /// The generic plans of the statements `call` ran, found by what
+    /// `pg_stat_statements` counted meanwhile (the harness's probes count
+    /// nothing, and a run captures plans once its traffic has ended).
+    async fn generic_plans_of<F, Fut, T>(&self, call: F) -> Result<(T, Vec<Plan>)>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let pool = self.explain_pool("").await?;
+        let before = self.statement_calls().await?;
+        let output = call(pool.clone()).await;
+        pool.close().await;
+        if !self.has_statement_stats() {
+            return Ok((output, Vec::new()));
+        }
+        let after = self.statement_calls().await?;
+        let mut plans = Vec::new();
+        for query in statements_run_between(&before, &after) {
+            match self.generic_plan(&query).await {
+                Ok(plan) => plans.push(plan),
+                Err(error) => tracing::debug!("no generic plan for {query}: {error}"),
+            }
+        }
+        Ok((output, plans))
+    }
+
+    /// A one-connection pool for a captured call, each connection set up with `setup`.
+    async fn explain_pool(&self, setup: &'static str) -> Result<PgPool> {
+        let mut pool = PgPoolOptions::new().max_connections(1);
+        if !setup.is_empty() {
+            pool = pool.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(setup).await?;
+                    Ok(())
+                })
+            });
+        }
+        // The name in the start-up message: a SET would be counted as a
+        // statement where utility statements are.
+        pool.connect_with(
+            self.inner
+                .options
+                .clone()
+                .application_name("debuglab-explain"),
+        )
+        .await
+        .map_err(HarnessError::postgres(
+            "opening a connection for a captured call",
+        ))
+    }
+
+    /// Calls so far of each statement `pg_stat_statements` keeps for this
+    /// database, by normalised text; empty without it.
+    async fn statement_calls(&self) -> Result<BTreeMap<String, i64>> {
+        if !self.has_statement_stats() {
+            return Ok(BTreeMap::new());
+        }
+        let mut conn = self.probe_connection().await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT query, sum(calls)::bigint FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             GROUP BY query",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_statements"))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The generic plan of a normalised statement (`$1`… for its parameters
+    /// and constants), which has no values to run with: `EXPLAIN
+    /// (GENERIC_PLAN)` from PostgreSQL 16 on; before, the statement is
+    /// prepared and its forced generic plan explained with every parameter
+    /// NULL (EXPLAIN without ANALYZE runs nothing, so the NULLs only fill the
+    /// slots).
+    async fn generic_plan(&self, query: &str) -> Result<Plan> {
+        let mut conn = self.probe_connection().await?;
+        // Plain text without arguments goes by the simple protocol: `$1` must
+        // reach the server as text, not as a parameter of the EXPLAIN itself.
+        let explain = if self.inner.server.capabilities.server_version_num >= 160_000 {
+            format!("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {query}")
+        } else {
+            let prepare = format!(
+                "SET plan_cache_mode = force_generic_plan; PREPARE debuglab_generic AS {query}"
+            );
+            conn.execute(prepare.as_str())
+                .await
+                .map_err(HarnessError::postgres("preparing a statement to explain"))?;
+            match parameter_count(query) {
+                0 => "EXPLAIN (FORMAT JSON) EXECUTE debuglab_generic".to_owned(),
+                count => format!(
+                    "EXPLAIN (FORMAT JSON) EXECUTE debuglab_generic({})",
+                    vec!["NULL"; count].join(", ")
+                ),
+            }
+        };
+        let row = conn
+            .fetch_one(explain.as_str())
+            .await
+            .map_err(HarnessError::postgres("explaining a statement"))?;
+        let json: serde_json::Value = row
+            .try_get(0)
+            .map_err(HarnessError::postgres("reading a plan"))?;
+        Plan::from_explain_json(&json).ok_or_else(|| HarnessError::Setup {
+            scenario: self.name().to_owned(),
+            detail: "EXPLAIN returned a plan the harness cannot read".to_owned(),
+        })
+    }
+
     /// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of `sql` with one `bigint` parameter.
     pub async fn explain_analyze(&self, sql: &str, param: i64) -> Result<Plan> {
         let mut conn = self.probe_connection().await?;
@@ -505,5 +675,46 @@ impl RunDatabase {
             scenario: self.name().to_owned(),
             detail: "EXPLAIN returned a plan the harness cannot read".to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_counted_by_the_highest_placeholder() {
+        assert_eq!(parameter_count("SELECT 1"), 0);
+        assert_eq!(
+            parameter_count(
+                "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
+            ),
+            2
+        );
+        assert_eq!(parameter_count("SELECT $3, $1 + $12"), 12);
+        // Not placeholders: part of a name, or a dollar quote's tag.
+        assert_eq!(parameter_count("SELECT price$1 FROM t"), 0);
+        assert_eq!(parameter_count("SELECT $$a$$"), 0);
+    }
+
+    #[test]
+    fn only_plannable_statements_that_ran_are_explained() {
+        let before = BTreeMap::from([
+            ("SELECT a FROM t WHERE id = $1".to_owned(), 5),
+            ("SELECT b FROM t".to_owned(), 2),
+        ]);
+        let after = BTreeMap::from([
+            ("SELECT a FROM t WHERE id = $1".to_owned(), 6),
+            ("SELECT b FROM t".to_owned(), 2),
+            ("BEGIN".to_owned(), 1),
+            ("with x as (select 1) select * from x".to_owned(), 3),
+        ]);
+        assert_eq!(
+            statements_run_between(&before, &after),
+            [
+                "with x as (select 1) select * from x",
+                "SELECT a FROM t WHERE id = $1"
+            ]
+        );
     }
 }

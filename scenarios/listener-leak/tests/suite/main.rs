@@ -8,6 +8,9 @@
 //!   healthy;
 //! - [`properties`]: the fix changes what was wrong and nothing else.
 
+// The scenario judges the heap: this program counts it.
+debuglab_harness::install_counting_allocator!();
+
 // Candidate code in `wrong_fixes` refers to the service's types as
 // `crate::…`, as buggy.rs does.
 pub use listener_leak::*;

@@ -6,6 +6,9 @@
 //! build this binary (feature `exercise`) and start it; see
 //! `debuglab_harness::runner` for its arguments.
 
+// The scenario judges the heap: this program counts it.
+debuglab_harness::install_counting_allocator!();
+
 // The exercise refers to the service's types as `crate::…`, as buggy.rs does.
 pub use unbounded_cache::*;
 

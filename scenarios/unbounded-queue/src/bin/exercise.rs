@@ -9,6 +9,9 @@
 // The exercise refers to the ingester's types as `crate::…`, as buggy.rs does.
 pub use unbounded_queue::*;
 
+// The live heap is part of the evidence.
+debuglab_harness::install_counting_allocator!();
+
 #[path = "../exercise.rs"]
 mod exercise;
 

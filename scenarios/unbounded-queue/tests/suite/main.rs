@@ -12,6 +12,9 @@
 // `crate::…`, as buggy.rs does.
 pub use unbounded_queue::*;
 
+// The live heap is part of the evidence.
+debuglab_harness::install_counting_allocator!();
+
 mod properties;
 mod variants;
 mod wrong_fixes;
