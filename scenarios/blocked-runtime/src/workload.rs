@@ -51,6 +51,11 @@ pub const LOGINS_AT_ONCE: usize = 2;
 /// otherwise run thousands).
 pub const MAX_LOGINS: usize = 400;
 
+/// Login attempts in one run at the least: people go on logging in after
+/// the page views end until this many have been tried, so that the logins
+/// the verdict counts against do not depend on how fast this machine hashes.
+pub const MIN_LOGINS: usize = 12;
+
 /// How long one login may take before it counts as hung.
 pub const LOGIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -99,7 +104,12 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     let alone = if ctx.is_live() {
         None
     } else {
-        Some(drive_lookups(ctx, &service, "page views alone", LOOKUPS_ALONE).await)
+        let before = service.runtime.monitor().workers_held();
+        let lookups = drive_lookups(ctx, &service, "page views alone", LOOKUPS_ALONE).await;
+        Some((
+            lookups,
+            service.runtime.monitor().workers_held().since(&before),
+        ))
     };
     let watch = probes::Watch::start(ctx, &service);
     let (stop_logins, logins) = start_logins(&service);
@@ -116,7 +126,7 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     let sessions = probes::check_sessions(&redis, &logins).await?;
     let figures = probes::figures(
         code,
-        alone.as_ref(),
+        alone.as_ref().map(|(lookups, held)| (lookups, *held)),
         &under_logins,
         &logins,
         sessions,
@@ -138,6 +148,7 @@ async fn start_service(
 ) -> Result<Service> {
     let id = ctx.info().id;
     let runtime = ServiceRuntime::new(id, code.worker_threads, SERVICE_LIMITS)?;
+    runtime.monitor().count_held_workers();
     let opening = redis.clone();
     let pool = runtime
         .set_up(id, "opening the service's pool", async move {
@@ -220,7 +231,8 @@ pub fn login_attempt(index: usize) -> Credentials {
 }
 
 /// Starts [`LOGINS_AT_ONCE`] people logging in, one attempt after another,
-/// until told to stop (or [`MAX_LOGINS`] have been tried).
+/// until told to stop and [`MIN_LOGINS`] have been tried (or [`MAX_LOGINS`]
+/// have been).
 fn start_logins(
     service: &Service,
 ) -> (
@@ -242,16 +254,17 @@ fn start_logins(
     (stop, task)
 }
 
-/// One person logging in again and again until `stopped`.
+/// One person logging in again and again until `stopped` (and the
+/// attempts reach [`MIN_LOGINS`]).
 async fn log_in_until(
     service: Service,
     next: Arc<std::sync::atomic::AtomicUsize>,
     stopped: watch::Receiver<bool>,
 ) -> Vec<LoginRecord> {
     let mut records = Vec::new();
-    while !*stopped.borrow() {
+    loop {
         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if index >= MAX_LOGINS {
+        if index >= MAX_LOGINS || (index >= MIN_LOGINS && *stopped.borrow()) {
             break;
         }
         let credentials = login_attempt(index);
