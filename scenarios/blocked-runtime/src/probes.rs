@@ -186,7 +186,10 @@ fn round(value: f64) -> f64 {
 
 /// For every login that opened a session: whether Redis holds it for the
 /// right user; and how many sessions Redis holds beyond those it should.
-pub async fn check_sessions(redis: &RunRedis, logins: &[LoginRecord]) -> Result<Sessions> {
+pub async fn check_sessions(
+    redis: &RunRedis,
+    logins: impl IntoIterator<Item = &LoginRecord>,
+) -> Result<Sessions> {
     let held: BTreeMap<String, String> = redis.key_values("session:*").await?.into_iter().collect();
     let mut sessions = Sessions::default();
     let mut expected = data::SESSIONS;
@@ -204,11 +207,13 @@ pub async fn check_sessions(redis: &RunRedis, logins: &[LoginRecord]) -> Result<
 }
 
 /// The figures of a run, from what was driven and watched (`alone`: the
-/// page views alone, and how long they held the workers).
+/// page views alone, and how long they held the workers; `returning`: the
+/// logins before the traffic).
 pub fn figures(
     code: Code,
     alone: Option<(&LookupOutcome, Held)>,
     under_logins: &LookupOutcome,
+    returning: &[LoginRecord],
     logins: &[LoginRecord],
     sessions: Sessions,
     check_cpu: Duration,
@@ -230,6 +235,7 @@ pub fn figures(
     Figures {
         lookups_alone,
         lookups_under_logins: tally_lookups(under_logins),
+        returning: tally_logins(returning),
         logins,
         sessions,
         cpu,
@@ -322,6 +328,7 @@ pub fn record(ctx: &RunContext, figures: &Figures, watched: &Watched) {
 
 fn record_metrics(ctx: &RunContext, figures: &Figures, watched: &Watched) {
     let (under, polls) = (&figures.lookups_under_logins, &figures.polls.blocking);
+    let all_logins = figures.logins.with(&figures.returning);
     let mut metrics = vec![
         ("lookup_p50_ms_under_logins", under.p50_ms),
         ("lookup_p99_ms_under_logins", under.p99_ms),
@@ -355,12 +362,9 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, watched: &Watched) {
         ("service_held_asleep_ms", figures.workers.asleep_ms),
         (
             "wrong_answers",
-            (under.wrong_answers + figures.logins.wrong_answers) as f64,
+            (under.wrong_answers + all_logins.wrong_answers) as f64,
         ),
-        (
-            "requests_failed",
-            (under.failed + figures.logins.failed) as f64,
-        ),
+        ("requests_failed", (under.failed + all_logins.failed) as f64),
     ];
     if let Some(alone) = &figures.lookups_alone {
         metrics.push(("lookup_p50_ms_alone", alone.p50_ms));
@@ -468,17 +472,31 @@ fn record_polls(ctx: &RunContext, figures: &Figures, watched: &Watched) {
 }
 
 fn record_logins(ctx: &RunContext, figures: &Figures) {
-    let (logins, cpu) = (&figures.logins, &figures.cpu);
+    let (logins, cpu, returning) = (&figures.logins, &figures.cpu, &figures.returning);
     ctx.evidence(format!(
-        "logins: {} answered ({} accepted, {} refused as they must be, {} failed, {} wrong), {} hung; \
+        "before the traffic, each of the {} users logged in once with the right password: {} \
+         accepted, {} failed, {} wrong, {} hung",
+        returning.finished + returning.unfinished,
+        returning.accepted,
+        returning.failed,
+        returning.wrong_answers,
+        returning.unfinished
+    ));
+    ctx.evidence(format!(
+        "logins while the page views ran: {} answered ({} accepted, {} refused as they must be, {} failed, {} wrong), {} hung; \
          the process used {:.1} ms of CPU per login that had a hash to check, one password check \
          costs {:.1} ms of CPU on this machine (calibrated in the same run)",
         logins.finished, logins.accepted, logins.refused, logins.failed, logins.wrong_answers,
         logins.unfinished, cpu.per_login_ms, cpu.check_ms
     ));
-    for line in [&logins.first_failure, &logins.first_wrong]
-        .into_iter()
-        .flatten()
+    for line in [
+        &returning.first_failure,
+        &logins.first_failure,
+        &returning.first_wrong,
+        &logins.first_wrong,
+    ]
+    .into_iter()
+    .flatten()
     {
         ctx.evidence(format!("the first: {line}"));
     }

@@ -101,6 +101,7 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     data::open_service(&redis).await?;
     let service = start_service(ctx, &redis, code).await?;
     let check_cpu = probes::calibrate().await;
+    let returning = returning_users(&service).await;
     let alone = if ctx.is_live() {
         None
     } else {
@@ -123,11 +124,12 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     let _ = stop_logins.send(true);
     let logins = logins.await.unwrap_or_default();
     let watched = watch.stop(&service).await;
-    let sessions = probes::check_sessions(&redis, &logins).await?;
+    let sessions = probes::check_sessions(&redis, returning.iter().chain(&logins)).await?;
     let figures = probes::figures(
         code,
         alone.as_ref().map(|(lookups, held)| (lookups, *held)),
         &under_logins,
+        &returning,
         &logins,
         sessions,
         check_cpu,
@@ -267,19 +269,39 @@ async fn log_in_until(
         if index >= MAX_LOGINS || (index >= MIN_LOGINS && *stopped.borrow()) {
             break;
         }
-        let credentials = login_attempt(index);
-        let (redis, login, asked) = (
-            service.redis.clone(),
-            service.endpoints.login.clone(),
-            credentials.clone(),
-        );
-        let code_login = service.code.login;
-        let call = service.call(&login, async move { code_login(&redis, asked).await });
-        let answer = tokio::time::timeout(LOGIN_LIMIT, call).await.ok().flatten();
-        records.push(LoginRecord {
-            credentials,
-            answer,
-        });
+        records.push(log_in(&service, login_attempt(index)).await);
+    }
+    records
+}
+
+/// One login with `credentials`, waited for [`LOGIN_LIMIT`] at most.
+async fn log_in(service: &Service, credentials: Credentials) -> LoginRecord {
+    let (redis, login, asked) = (
+        service.redis.clone(),
+        service.endpoints.login.clone(),
+        credentials.clone(),
+    );
+    let code_login = service.code.login;
+    let call = service.call(&login, async move { code_login(&redis, asked).await });
+    let answer = tokio::time::timeout(LOGIN_LIMIT, call).await.ok().flatten();
+    LoginRecord {
+        credentials,
+        answer,
+    }
+}
+
+/// Every user logs in once with the right password before the traffic, as
+/// the day before: during the traffic, a right password is always one the
+/// service has checked already, so a login that remembers answers instead
+/// of checking them shows however few logins the run makes.
+async fn returning_users(service: &Service) -> Vec<LoginRecord> {
+    let mut records = Vec::new();
+    for user in 0..data::USERS {
+        let credentials = Credentials {
+            username: data::username(user),
+            password: data::password(user),
+        };
+        records.push(log_in(service, credentials).await);
     }
     records
 }
