@@ -541,6 +541,8 @@ impl<F: Future> Future for Watched<F> {
         let Some((monitor, slot)) = CURRENT.with(|current| current.borrow().clone()) else {
             return self.inner.as_mut().poll(cx);
         };
+        // Only a worker polls the runtime's tasks.
+        slot.busy.mark_worker();
         let any = Deeper::enter(&DEPTH);
         if any.1 {
             slot.entered

@@ -64,7 +64,9 @@ const UNKNOWN: u64 = u64::MAX;
 pub(super) struct BusyClock {
     /// The thread's id, to read its clocks from another thread.
     tid: libc::pid_t,
-    /// Whether the thread ever parked: only a worker does.
+    /// Whether the thread is known to be a worker: it parked, or polled a
+    /// watched task (Tokio's blocking pool does neither). A worker that
+    /// handed its place to another thread (`block_in_place`) stays one.
     worker: AtomicBool,
     sequence: AtomicU64,
     /// When the current busy period began (nanoseconds since the monitor
@@ -100,6 +102,13 @@ impl BusyClock {
         }
     }
 
+    /// The thread was seen doing a worker's work.
+    pub(super) fn mark_worker(&self) {
+        if !self.worker.load(Ordering::Relaxed) {
+            self.worker.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn write(&self, update: impl FnOnce()) {
         self.sequence.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::Release);
@@ -124,7 +133,7 @@ impl BusyClock {
     /// The thread is about to park, `now` nanoseconds after the monitor
     /// started; the busy period that ends is added if `counting`.
     pub(super) fn parking(&self, now: u64, counting: bool) {
-        self.worker.store(true, Ordering::Relaxed);
+        self.mark_worker();
         let Some(start) = self.start() else {
             return;
         };
