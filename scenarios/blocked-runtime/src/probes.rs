@@ -206,19 +206,33 @@ pub async fn check_sessions(
     Ok(sessions)
 }
 
-/// The figures of a run, from what was driven and watched (`alone`: the
-/// page views alone, and how long they held the workers; `returning`: the
-/// logins before the traffic).
+/// What a run drove.
+pub struct Driven<'a> {
+    /// The page views alone, and how long they held the workers (`None`
+    /// in a live run).
+    pub alone: Option<(&'a LookupOutcome, Held)>,
+    /// The page views while people logged in.
+    pub under_logins: &'a LookupOutcome,
+    /// The returning users' logins, before the page views.
+    pub returning: &'a [LoginRecord],
+    /// The logins while the page views ran.
+    pub logins: &'a [LoginRecord],
+}
+
+/// The figures of a run, from what was driven and watched.
 pub fn figures(
     code: Code,
-    alone: Option<(&LookupOutcome, Held)>,
-    under_logins: &LookupOutcome,
-    returning: &[LoginRecord],
-    logins: &[LoginRecord],
+    driven: &Driven,
     sessions: Sessions,
     check_cpu: Duration,
     watched: &Watched,
 ) -> Figures {
+    let Driven {
+        alone,
+        under_logins,
+        returning,
+        logins,
+    } = *driven;
     let logins = tally_logins(logins);
     let cpu = Cpu {
         check_ms: ms(check_cpu),

@@ -125,16 +125,13 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     let logins = logins.await.unwrap_or_default();
     let watched = watch.stop(&service).await;
     let sessions = probes::check_sessions(&redis, returning.iter().chain(&logins)).await?;
-    let figures = probes::figures(
-        code,
-        alone.as_ref().map(|(lookups, held)| (lookups, *held)),
-        &under_logins,
-        &returning,
-        &logins,
-        sessions,
-        check_cpu,
-        &watched,
-    );
+    let driven = probes::Driven {
+        alone: alone.as_ref().map(|(lookups, held)| (lookups, *held)),
+        under_logins: &under_logins,
+        returning: &returning,
+        logins: &logins,
+    };
+    let figures = probes::figures(code, &driven, sessions, check_cpu, &watched);
     probes::record(ctx, &figures, &watched);
     drop(service);
     Ok(figures)

@@ -177,7 +177,7 @@ impl BusyClock {
             };
             let start = self.start();
             fence(Ordering::Acquire);
-            if before % 2 == 0 && self.sequence.load(Ordering::Relaxed) == before {
+            if before.is_multiple_of(2) && self.sequence.load(Ordering::Relaxed) == before {
                 break (ended, start);
             }
             std::thread::yield_now();
