@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+mod held;
+pub use held::Held;
+
 /// When a poll counts as blocking, and when the watch gives up on a runtime.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -143,11 +146,22 @@ impl Blocking {
     }
 }
 
-/// One worker thread's state: when its current watched poll began.
-#[derive(Default)]
+/// One worker thread's state: when its current watched poll began, and
+/// how long it was held by what it ran.
 struct Slot {
     /// Nanoseconds since the monitor started, plus one; 0 while not in a watched poll.
     entered: AtomicU64,
+    /// Its busy periods, when the monitor counts them.
+    busy: held::BusyClock,
+}
+
+impl Slot {
+    fn for_this_thread(monitor: &Monitor) -> Slot {
+        Slot {
+            entered: AtomicU64::new(0),
+            busy: held::BusyClock::for_this_thread(monitor.since_start()),
+        }
+    }
 }
 
 /// The watch over one runtime: what its polls did, and whether to stop.
@@ -159,6 +173,8 @@ pub struct Monitor {
     last_beat: AtomicU64,
     request_polls: AtomicU64,
     stop: watch::Sender<Option<String>>,
+    /// Whether the workers' busy periods are counted ([`Monitor::workers_held`]).
+    count_held: AtomicBool,
 }
 
 thread_local! {
@@ -180,7 +196,50 @@ impl Monitor {
             last_beat: AtomicU64::new(0),
             request_polls: AtomicU64::new(0),
             stop: watch::Sender::new(None),
+            count_held: AtomicBool::new(false),
         })
+    }
+
+    /// From now on, counts how long the runtime's worker threads are held
+    /// by the tasks they run ([`Monitor::workers_held`]; a worker that has
+    /// not parked since it started counts from its start). Off by default:
+    /// it reads the thread's clocks each time a worker wakes or parks.
+    pub fn count_held_workers(&self) {
+        self.count_held.store(true, Ordering::Relaxed);
+    }
+
+    /// How long the runtime's worker threads have been held by the tasks
+    /// they ran since [`Monitor::count_held_workers`] (see [`Held`]): on a
+    /// CPU or asleep, from waking to parking, every task included.
+    pub fn workers_held(&self) -> Held {
+        if !self.count_held.load(Ordering::Relaxed) {
+            return Held::default();
+        }
+        let now = self.since_start();
+        let slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut held = Held::default();
+        for slot in slots.iter().filter_map(|slot| slot.busy.held(now)) {
+            held.on_cpu += slot.on_cpu;
+            held.asleep += slot.asleep;
+        }
+        held
+    }
+
+    /// The calling thread, a worker of this runtime, woke to take work.
+    fn worker_woke(&self, slot: &Slot) {
+        if self.count_held.load(Ordering::Relaxed) {
+            slot.busy.woke(self.since_start());
+        }
+    }
+
+    /// The calling thread, a worker of this runtime, is about to park.
+    fn worker_parking(&self, slot: &Slot) {
+        let counting = self.count_held.load(Ordering::Relaxed);
+        slot.busy.parking(self.since_start(), counting);
     }
 
     /// The monitor of the guarded runtime this thread belongs to, if any.
@@ -482,6 +541,8 @@ impl<F: Future> Future for Watched<F> {
         let Some((monitor, slot)) = CURRENT.with(|current| current.borrow().clone()) else {
             return self.inner.as_mut().poll(cx);
         };
+        // Only a worker polls the runtime's tasks.
+        slot.busy.mark_worker();
         let any = Deeper::enter(&DEPTH);
         if any.1 {
             slot.entered
@@ -507,6 +568,15 @@ impl<F: Future> Future for Watched<F> {
     }
 }
 
+/// Calls `f` with this thread's monitor and slot, if it has them.
+fn with_current(f: impl FnOnce(&Monitor, &Slot)) {
+    CURRENT.with(|current| {
+        if let Some((monitor, slot)) = current.borrow().as_ref() {
+            f(monitor, slot);
+        }
+    });
+}
+
 /// How often the watchdog looks.
 const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -530,7 +600,7 @@ impl GuardedRuntime {
             .thread_name("debuglab-run")
             .enable_all()
             .on_thread_start(move || {
-                let slot = Arc::new(Slot::default());
+                let slot = Arc::new(Slot::for_this_thread(&on_start));
                 on_start
                     .slots
                     .lock()
@@ -539,6 +609,9 @@ impl GuardedRuntime {
                 CURRENT.with(|current| *current.borrow_mut() = Some((Arc::clone(&on_start), slot)));
             })
             .on_thread_stop(|| CURRENT.with(|current| *current.borrow_mut() = None))
+            // Only workers park: their busy periods lie between these two.
+            .on_thread_park(|| with_current(Monitor::worker_parking))
+            .on_thread_unpark(|| with_current(Monitor::worker_woke))
             .build()?;
         let done = Arc::new(AtomicBool::new(false));
         spawn_watchdog(
@@ -833,6 +906,75 @@ mod tests {
         let poll = before.poll_until(&ThreadClocks::now(), started.elapsed());
         assert!(poll.on_cpu >= Duration::from_millis(20), "{poll:?}");
         assert!(poll.sleeping() >= Duration::from_millis(20), "{poll:?}");
+    }
+
+    /// Computes on the calling thread until it has had `cpu` more of CPU time.
+    fn compute_for(cpu: Duration) {
+        let before = ThreadClocks::now().on_cpu;
+        while ThreadClocks::now().on_cpu < before + cpu {
+            std::hint::black_box(0u64);
+        }
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn workers_are_held_by_what_they_compute_and_sleep_not_by_the_blocking_pool() {
+        let guarded = GuardedRuntime::new(2, Limits::default()).unwrap();
+        let monitor = Arc::clone(guarded.monitor());
+        monitor.count_held_workers();
+        let before = monitor.workers_held();
+        guarded.block_on(async {
+            tokio::task::spawn_blocking(|| compute_for(ms(60)))
+                .await
+                .unwrap();
+        });
+        let pooled = monitor.workers_held().since(&before);
+        assert!(pooled.total() < ms(30), "the blocking pool's: {pooled:?}");
+        guarded.block_on(async {
+            compute_for(ms(40));
+            std::thread::sleep(ms(40));
+        });
+        let held = monitor.workers_held().since(&before);
+        assert!(held.on_cpu >= ms(40), "{held:?}");
+        if ThreadClocks::now().waiting_for_cpu.is_some() {
+            // Waiting for a CPU on a busy machine is not counted; the sleep is.
+            assert!(held.asleep >= ms(30), "{held:?}");
+        }
+    }
+
+    #[test]
+    fn a_worker_held_right_now_counts_already() {
+        let guarded = GuardedRuntime::new(2, Limits::default()).unwrap();
+        let monitor = Arc::clone(guarded.monitor());
+        monitor.count_held_workers();
+        let (computed, has_computed) = std::sync::mpsc::channel();
+        let release = Arc::new(AtomicBool::new(false));
+        let released = Arc::clone(&release);
+        guarded.spawn(async move {
+            compute_for(ms(40));
+            let _ = computed.send(());
+            // Holds its worker until the test has looked.
+            while !released.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        });
+        has_computed.recv().unwrap();
+        let held = monitor.workers_held();
+        release.store(true, Ordering::Release);
+        assert!(held.on_cpu >= ms(40), "{held:?}");
+    }
+
+    #[test]
+    fn workers_held_are_not_counted_unless_asked() {
+        let guarded = GuardedRuntime::new(2, Limits::default()).unwrap();
+        guarded.block_on(async {
+            tokio::time::sleep(ms(5)).await;
+            compute_for(ms(20));
+        });
+        assert_eq!(guarded.monitor().workers_held(), Held::default());
     }
 
     /// Waits for the watch to ask the workload to stop, for 10 s at most.

@@ -21,7 +21,9 @@
 //! - answer every session lookup right — the user for a live token, none
 //!   for an unknown one — and every login right: a session for the right
 //!   password, [`LoginError::WrongPassword`] or [`LoginError::UnknownUser`]
-//!   otherwise, with the session in Redis for exactly the logins accepted;
+//!   otherwise, with the session in Redis for exactly the logins accepted
+//!   (a lookup whose reply waits for a worker longer than the Redis
+//!   client's response timeout — 500 ms, its default — fails, and counts);
 //! - keep checking passwords with the stored Argon2 hash: the CPU time the
 //!   process spends per login stays at least half of what one check costs
 //!   on this machine, measured by the harness in the same run — a login
@@ -29,10 +31,22 @@
 //! - never keep a worker thread of the service's runtime computing inside
 //!   one poll: the harness times every poll on the service's workers by
 //!   the CPU time it used ([`debuglab_harness::guard`]), and polls of
-//!   [`POLL_BOUND`] or more may not be routine;
-//! - keep session lookups fast while people log in: their p99 under login
-//!   traffic stays within [`verdict::LOOKUP_SLOWDOWN_BOUND`] times their
-//!   p99 alone, both measured in the same run.
+//!   [`POLL_BOUND`] or more may not be routine (as many as
+//!   [`verdict::LONG_POLLS_PER_LOGIN`] per login that had a hash to check);
+//! - keep the workers free for the session lookups while people log in:
+//!   the harness times how long the service's workers are held by whatever
+//!   task they run — on a CPU, or asleep in a blocking call — leaving out
+//!   time spent waiting for a busy CPU ([`debuglab_harness::guard::Held`]);
+//!   per login that had a hash to check, beyond what the page views need
+//!   (at their cost alone, in the same run), that stays under
+//!   [`verdict::HELD_SHARE_MAX`] of one check's CPU time.
+//!
+//! The lookups' latency — their p99 alone and while people log in, and how
+//! long they wait for a worker — is the symptom, and the report shows it;
+//! it is wall-clock time, which a busy machine stretches, and how many page
+//! views fit in the run depends on the machine's speed, so no bound is
+//! placed on it. A run makes at least [`workload::MIN_LOGINS`] login
+//! attempts, however slow the machine.
 //!
 //! The run is laid out in [`data`] (users and sessions), [`workload`] (the
 //! traffic), [`probes`] (what is measured) and [`verdict`] (the judgement,
@@ -179,6 +193,7 @@ static INFO: ScenarioInfo = ScenarioInfo {
         "lookup_wait_to_poll_ms",
         "service_long_polls",
         "service_longest_poll_ms",
+        "service_held_per_login_ms",
         "service_busy_ratio",
         "login_cpu_ms",
         "password_check_cpu_ms",

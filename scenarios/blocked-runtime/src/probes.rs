@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use debuglab_harness::cpu;
-use debuglab_harness::guard::Blocking;
+use debuglab_harness::guard::{Blocking, Held};
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sampler};
@@ -18,7 +18,7 @@ use debuglab_harness::stats::Latencies;
 use debuglab_harness::{Result, RunContext};
 use tokio_metrics::{RuntimeMonitor, TaskMetrics, TaskMonitor};
 
-use crate::verdict::{Cpu, Figures, Logins, Lookups, Polls, Sessions, LOOKUP_SLOWDOWN_BOUND};
+use crate::verdict::{Cpu, Figures, Logins, Lookups, Polls, Sessions, Workers};
 use crate::workload::{LookupOutcome, Service, LOGINS_AT_ONCE, LOOKUPS_UNDER_LOGINS};
 use crate::{data, session_key, verify_password, Code, Credentials, LoginError, POLL_BOUND};
 
@@ -85,6 +85,7 @@ pub async fn calibrate() -> Duration {
 pub struct Watch {
     runtime: tokio_metrics::RuntimeIntervals,
     cpu_before: Duration,
+    held_before: Held,
     gauges: Sampler<()>,
 }
 
@@ -94,6 +95,8 @@ pub struct Watched {
     pub busy_ratio: f64,
     /// The process's CPU time meanwhile.
     pub cpu: Duration,
+    /// How long the service's workers were held meanwhile.
+    pub held: Held,
     /// What the harness's watch saw of the service's polls.
     pub blocking: Blocking,
     /// Each endpoint's polls, from its task monitor.
@@ -105,6 +108,7 @@ pub struct Watched {
 impl Watch {
     /// Starts watching `service`.
     pub fn start(ctx: &RunContext, service: &Service) -> Watch {
+        let held_before = service.runtime.monitor().workers_held();
         let mut runtime = RuntimeMonitor::new(service.runtime.handle()).intervals();
         // From here on, the next interval is the one people log in during.
         runtime.next();
@@ -135,6 +139,7 @@ impl Watch {
         Watch {
             runtime,
             cpu_before: cpu::process_cpu_time(),
+            held_before,
             gauges,
         }
     }
@@ -144,12 +149,18 @@ impl Watch {
         let mut intervals = self.runtime;
         let runtime = intervals.next();
         let cpu = cpu::process_cpu_time().saturating_sub(self.cpu_before);
+        let held = service
+            .runtime
+            .monitor()
+            .workers_held()
+            .since(&self.held_before);
         self.gauges.stop().await;
         Watched {
             busy_ratio: runtime.map_or(0.0, |metrics| {
                 per_worker(metrics.busy_ratio(), metrics.workers_count)
             }),
             cpu,
+            held,
             blocking: service.runtime.monitor().blocking(),
             login: service.endpoints.login.cumulative(),
             lookup: service.endpoints.lookup.cumulative(),
@@ -175,7 +186,10 @@ fn round(value: f64) -> f64 {
 
 /// For every login that opened a session: whether Redis holds it for the
 /// right user; and how many sessions Redis holds beyond those it should.
-pub async fn check_sessions(redis: &RunRedis, logins: &[LoginRecord]) -> Result<Sessions> {
+pub async fn check_sessions(
+    redis: &RunRedis,
+    logins: impl IntoIterator<Item = &LoginRecord>,
+) -> Result<Sessions> {
     let held: BTreeMap<String, String> = redis.key_values("session:*").await?.into_iter().collect();
     let mut sessions = Sessions::default();
     let mut expected = data::SESSIONS;
@@ -192,24 +206,50 @@ pub async fn check_sessions(redis: &RunRedis, logins: &[LoginRecord]) -> Result<
     Ok(sessions)
 }
 
+/// What a run drove.
+pub struct Driven<'a> {
+    /// The page views alone, and how long they held the workers (`None`
+    /// in a live run).
+    pub alone: Option<(&'a LookupOutcome, Held)>,
+    /// The page views while people logged in.
+    pub under_logins: &'a LookupOutcome,
+    /// The returning users' logins, before the page views.
+    pub returning: &'a [LoginRecord],
+    /// The logins while the page views ran.
+    pub logins: &'a [LoginRecord],
+}
+
 /// The figures of a run, from what was driven and watched.
 pub fn figures(
     code: Code,
-    alone: Option<&LookupOutcome>,
-    under_logins: &LookupOutcome,
-    logins: &[LoginRecord],
+    driven: &Driven,
     sessions: Sessions,
     check_cpu: Duration,
     watched: &Watched,
 ) -> Figures {
+    let Driven {
+        alone,
+        under_logins,
+        returning,
+        logins,
+    } = *driven;
     let logins = tally_logins(logins);
     let cpu = Cpu {
         check_ms: ms(check_cpu),
         per_login_ms: ms(watched.cpu) / logins.hashed.max(1) as f64,
     };
+    let lookups_alone = alone.map(|(outcome, _)| tally_lookups(outcome));
+    let workers = Workers {
+        per_lookup_alone_ms: alone
+            .zip(lookups_alone.as_ref())
+            .map(|((_, held), lookups)| ms(held.total()) / lookups.finished.max(1) as f64),
+        on_cpu_ms: ms(watched.held.on_cpu),
+        asleep_ms: ms(watched.held.asleep),
+    };
     Figures {
-        lookups_alone: alone.map(tally_lookups),
+        lookups_alone,
         lookups_under_logins: tally_lookups(under_logins),
+        returning: tally_logins(returning),
         logins,
         sessions,
         cpu,
@@ -217,6 +257,7 @@ pub fn figures(
             worker_threads: code.worker_threads,
             blocking: watched.blocking.clone(),
         },
+        workers,
         lookup_wait_ms: ms(watched.lookup.mean_first_poll_delay()),
     }
 }
@@ -239,7 +280,12 @@ pub fn tally_lookups(outcome: &LookupOutcome) -> Lookups {
                 }
             }
             Ok((_, None, _)) => lookups.unfinished += 1,
-            Err(_) => lookups.failed += 1,
+            Err(error) => {
+                lookups.failed += 1;
+                lookups
+                    .first_failure
+                    .get_or_insert_with(|| error.to_string());
+            }
         }
     }
     let latencies = Latencies::new(took);
@@ -296,6 +342,7 @@ pub fn record(ctx: &RunContext, figures: &Figures, watched: &Watched) {
 
 fn record_metrics(ctx: &RunContext, figures: &Figures, watched: &Watched) {
     let (under, polls) = (&figures.lookups_under_logins, &figures.polls.blocking);
+    let all_logins = figures.logins.with(&figures.returning);
     let mut metrics = vec![
         ("lookup_p50_ms_under_logins", under.p50_ms),
         ("lookup_p99_ms_under_logins", under.p99_ms),
@@ -320,14 +367,18 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, watched: &Watched) {
         ("password_check_cpu_ms", figures.cpu.check_ms),
         ("logins", figures.logins.finished as f64),
         ("logins_accepted", figures.logins.accepted as f64),
+        ("logins_hashed", figures.logins.hashed as f64),
+        (
+            "service_held_per_login_ms",
+            figures.held_per_login_ms().unwrap_or(0.0),
+        ),
+        ("service_held_cpu_ms", figures.workers.on_cpu_ms),
+        ("service_held_asleep_ms", figures.workers.asleep_ms),
         (
             "wrong_answers",
-            (under.wrong_answers + figures.logins.wrong_answers) as f64,
+            (under.wrong_answers + all_logins.wrong_answers) as f64,
         ),
-        (
-            "requests_failed",
-            (under.failed + figures.logins.failed) as f64,
-        ),
+        ("requests_failed", (under.failed + all_logins.failed) as f64),
     ];
     if let Some(alone) = &figures.lookups_alone {
         metrics.push(("lookup_p50_ms_alone", alone.p50_ms));
@@ -336,6 +387,9 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, watched: &Watched) {
             "lookup_p99_slowdown",
             figures.lookup_slowdown().unwrap_or(0.0),
         ));
+    }
+    if let Some(per_lookup) = figures.workers.per_lookup_alone_ms {
+        metrics.push(("service_held_per_lookup_alone_ms", per_lookup));
     }
     for (name, value) in metrics {
         ctx.metric(name, round(value));
@@ -359,9 +413,15 @@ fn record_lookups(ctx: &RunContext, figures: &Figures) {
         under.p99_ms,
         figures
             .lookup_slowdown()
-            .map(|slowdown| format!(" — {slowdown:.1}x their p99 alone (bound {LOOKUP_SLOWDOWN_BOUND:.0}x)"))
+            .map(|slowdown| format!(" — {slowdown:.1}x their p99 alone"))
             .unwrap_or_default()
     ));
+    if let Some(failure) = &under.first_failure {
+        ctx.evidence(format!(
+            "{} session lookups failed; the first: {failure}",
+            under.failed
+        ));
+    }
 }
 
 fn record_polls(ctx: &RunContext, figures: &Figures, watched: &Watched) {
@@ -380,6 +440,21 @@ fn record_polls(ctx: &RunContext, figures: &Figures, watched: &Watched) {
     if let Some(stuck) = &polls.stuck {
         ctx.evidence(format!("the service's watch: {stuck}"));
     }
+    let workers = &figures.workers;
+    ctx.evidence(format!(
+        "the harness's watch timed the service's workers from waking to parking, leaving out time \
+         spent waiting for a busy CPU: while people logged in they were held {:.0} ms computing and \
+         {:.0} ms asleep, {:.1} ms per login that had a hash to check ({}) beyond the page views' \
+         {}",
+        workers.on_cpu_ms,
+        workers.asleep_ms,
+        figures.held_per_login_ms().unwrap_or(0.0),
+        figures.logins.hashed,
+        workers.per_lookup_alone_ms.map_or_else(
+            || "needs (not measured in a live run)".to_owned(),
+            |per_lookup| format!("{per_lookup:.2} ms each, as measured alone")
+        )
+    ));
     for (name, metrics) in [
         ("login", &watched.login),
         ("session lookup", &watched.lookup),
@@ -411,17 +486,31 @@ fn record_polls(ctx: &RunContext, figures: &Figures, watched: &Watched) {
 }
 
 fn record_logins(ctx: &RunContext, figures: &Figures) {
-    let (logins, cpu) = (&figures.logins, &figures.cpu);
+    let (logins, cpu, returning) = (&figures.logins, &figures.cpu, &figures.returning);
     ctx.evidence(format!(
-        "logins: {} answered ({} accepted, {} refused as they must be, {} failed, {} wrong), {} hung; \
+        "before the traffic, each of the {} users logged in once with the right password: {} \
+         accepted, {} failed, {} wrong, {} hung",
+        returning.finished + returning.unfinished,
+        returning.accepted,
+        returning.failed,
+        returning.wrong_answers,
+        returning.unfinished
+    ));
+    ctx.evidence(format!(
+        "logins while the page views ran: {} answered ({} accepted, {} refused as they must be, {} failed, {} wrong), {} hung; \
          the process used {:.1} ms of CPU per login that had a hash to check, one password check \
          costs {:.1} ms of CPU on this machine (calibrated in the same run)",
         logins.finished, logins.accepted, logins.refused, logins.failed, logins.wrong_answers,
         logins.unfinished, cpu.per_login_ms, cpu.check_ms
     ));
-    for line in [&logins.first_failure, &logins.first_wrong]
-        .into_iter()
-        .flatten()
+    for line in [
+        &returning.first_failure,
+        &logins.first_failure,
+        &returning.first_wrong,
+        &logins.first_wrong,
+    ]
+    .into_iter()
+    .flatten()
     {
         ctx.evidence(format!("the first: {line}"));
     }

@@ -51,6 +51,11 @@ pub const LOGINS_AT_ONCE: usize = 2;
 /// otherwise run thousands).
 pub const MAX_LOGINS: usize = 400;
 
+/// Login attempts in one run at the least: people go on logging in after
+/// the page views end until this many have been tried, so that the logins
+/// the verdict counts against do not depend on how fast this machine hashes.
+pub const MIN_LOGINS: usize = 12;
+
 /// How long one login may take before it counts as hung.
 pub const LOGIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -96,10 +101,16 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     data::open_service(&redis).await?;
     let service = start_service(ctx, &redis, code).await?;
     let check_cpu = probes::calibrate().await;
+    let returning = returning_users(&service).await;
     let alone = if ctx.is_live() {
         None
     } else {
-        Some(drive_lookups(ctx, &service, "page views alone", LOOKUPS_ALONE).await)
+        let before = service.runtime.monitor().workers_held();
+        let lookups = drive_lookups(ctx, &service, "page views alone", LOOKUPS_ALONE).await;
+        Some((
+            lookups,
+            service.runtime.monitor().workers_held().since(&before),
+        ))
     };
     let watch = probes::Watch::start(ctx, &service);
     let (stop_logins, logins) = start_logins(&service);
@@ -113,16 +124,14 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     let _ = stop_logins.send(true);
     let logins = logins.await.unwrap_or_default();
     let watched = watch.stop(&service).await;
-    let sessions = probes::check_sessions(&redis, &logins).await?;
-    let figures = probes::figures(
-        code,
-        alone.as_ref(),
-        &under_logins,
-        &logins,
-        sessions,
-        check_cpu,
-        &watched,
-    );
+    let sessions = probes::check_sessions(&redis, returning.iter().chain(&logins)).await?;
+    let driven = probes::Driven {
+        alone: alone.as_ref().map(|(lookups, held)| (lookups, *held)),
+        under_logins: &under_logins,
+        returning: &returning,
+        logins: &logins,
+    };
+    let figures = probes::figures(code, &driven, sessions, check_cpu, &watched);
     probes::record(ctx, &figures, &watched);
     drop(service);
     Ok(figures)
@@ -138,6 +147,7 @@ async fn start_service(
 ) -> Result<Service> {
     let id = ctx.info().id;
     let runtime = ServiceRuntime::new(id, code.worker_threads, SERVICE_LIMITS)?;
+    runtime.monitor().count_held_workers();
     let opening = redis.clone();
     let pool = runtime
         .set_up(id, "opening the service's pool", async move {
@@ -220,7 +230,8 @@ pub fn login_attempt(index: usize) -> Credentials {
 }
 
 /// Starts [`LOGINS_AT_ONCE`] people logging in, one attempt after another,
-/// until told to stop (or [`MAX_LOGINS`] have been tried).
+/// until told to stop and [`MIN_LOGINS`] have been tried (or [`MAX_LOGINS`]
+/// have been).
 fn start_logins(
     service: &Service,
 ) -> (
@@ -242,31 +253,52 @@ fn start_logins(
     (stop, task)
 }
 
-/// One person logging in again and again until `stopped`.
+/// One person logging in again and again until `stopped` (and the
+/// attempts reach [`MIN_LOGINS`]).
 async fn log_in_until(
     service: Service,
     next: Arc<std::sync::atomic::AtomicUsize>,
     stopped: watch::Receiver<bool>,
 ) -> Vec<LoginRecord> {
     let mut records = Vec::new();
-    while !*stopped.borrow() {
+    loop {
         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if index >= MAX_LOGINS {
+        if index >= MAX_LOGINS || (index >= MIN_LOGINS && *stopped.borrow()) {
             break;
         }
-        let credentials = login_attempt(index);
-        let (redis, login, asked) = (
-            service.redis.clone(),
-            service.endpoints.login.clone(),
-            credentials.clone(),
-        );
-        let code_login = service.code.login;
-        let call = service.call(&login, async move { code_login(&redis, asked).await });
-        let answer = tokio::time::timeout(LOGIN_LIMIT, call).await.ok().flatten();
-        records.push(LoginRecord {
-            credentials,
-            answer,
-        });
+        records.push(log_in(&service, login_attempt(index)).await);
+    }
+    records
+}
+
+/// One login with `credentials`, waited for [`LOGIN_LIMIT`] at most.
+async fn log_in(service: &Service, credentials: Credentials) -> LoginRecord {
+    let (redis, login, asked) = (
+        service.redis.clone(),
+        service.endpoints.login.clone(),
+        credentials.clone(),
+    );
+    let code_login = service.code.login;
+    let call = service.call(&login, async move { code_login(&redis, asked).await });
+    let answer = tokio::time::timeout(LOGIN_LIMIT, call).await.ok().flatten();
+    LoginRecord {
+        credentials,
+        answer,
+    }
+}
+
+/// Every user logs in once with the right password before the traffic, as
+/// the day before: during the traffic, a right password is always one the
+/// service has checked already, so a login that remembers answers instead
+/// of checking them shows however few logins the run makes.
+async fn returning_users(service: &Service) -> Vec<LoginRecord> {
+    let mut records = Vec::new();
+    for user in 0..data::USERS {
+        let credentials = Credentials {
+            username: data::username(user),
+            password: data::password(user),
+        };
+        records.push(log_in(service, credentials).await);
     }
     records
 }

@@ -2,7 +2,8 @@
 //! on a real Redis; and nothing a learner reads before asking for the
 //! solution gives the fix away.
 
-use blocked_runtime::SCENARIO;
+use blocked_runtime::workload::{login_attempt, MIN_LOGINS};
+use blocked_runtime::{data, SCENARIO};
 use debuglab_harness::testing::{
     assert_fix_verified, assert_no_spoilers, assert_symptom_reproduced, metric, SharedReport,
 };
@@ -25,9 +26,10 @@ async fn buggy_logins_hold_the_workers_and_the_lookups_wait() {
     let report = buggy().await;
     assert_symptom_reproduced(report);
     let text = report.render_text(false);
-    // Most logins that check a hash hold a worker for one long poll.
+    // Each login that checks a hash holds a worker for one long poll, a
+    // check's CPU time long.
     assert!(
-        metric(report, "service_long_polls") >= 0.5 * metric(report, "logins_accepted"),
+        metric(report, "service_long_polls") >= 0.5 * metric(report, "logins_hashed"),
         "{text}"
     );
     assert!(
@@ -36,11 +38,12 @@ async fn buggy_logins_hold_the_workers_and_the_lookups_wait() {
             .contains("polls on the service's 2 worker threads"),
         "{text}"
     );
-    // The lookups' own work is unchanged; they wait for a worker.
     assert!(
-        metric(report, "lookup_p99_ms_under_logins") > 3.0 * metric(report, "lookup_p99_ms_alone"),
+        metric(report, "service_held_per_login_ms")
+            >= 0.5 * metric(report, "password_check_cpu_ms"),
         "{text}"
     );
+    // The lookups' own work is unchanged; they wait for a worker.
     assert!(metric(report, "lookup_wait_to_poll_ms") > 0.5, "{text}");
     assert!(
         text.contains("the task with the longest polls: login"),
@@ -52,7 +55,25 @@ async fn buggy_logins_hold_the_workers_and_the_lookups_wait() {
         "{text}"
     );
     assert_eq!(metric(report, "wrong_answers"), 0.0, "{text}");
-    assert_eq!(metric(report, "requests_failed"), 0.0, "{text}");
+    // A request may fail: while both workers hash, a reply can wait for
+    // one longer than the Redis client's response timeout (500 ms). That is
+    // the bug too, and the report names it.
+    if metric(report, "requests_failed") > 0.0 {
+        assert!(report.summary.contains("that failed: "), "{text}");
+    }
+}
+
+/// Attempts every run makes (the first [`MIN_LOGINS`]) with a known user's
+/// right password.
+fn right_passwords_every_run_tries() -> f64 {
+    (0..MIN_LOGINS)
+        .map(login_attempt)
+        .filter(|typed| {
+            (0..data::USERS).any(|user| {
+                data::username(user) == typed.username && data::password(user) == typed.password
+            })
+        })
+        .count() as f64
 }
 
 #[tokio::test]
@@ -60,12 +81,22 @@ async fn fixed_logins_keep_hashing_off_the_workers() {
     let report = fixed().await;
     assert_fix_verified(report);
     let text = report.render_text(false);
-    assert!(metric(report, "service_long_polls") < 3.0, "{text}");
+    assert!(
+        metric(report, "service_long_polls") < 0.5 * metric(report, "logins_hashed"),
+        "{text}"
+    );
+    assert!(
+        metric(report, "service_held_per_login_ms") < 0.5 * metric(report, "password_check_cpu_ms"),
+        "{text}"
+    );
     assert!(
         metric(report, "login_cpu_ms") >= 0.5 * metric(report, "password_check_cpu_ms"),
         "{text}"
     );
-    assert!(metric(report, "logins_accepted") >= 5.0, "{text}");
+    assert!(
+        metric(report, "logins_accepted") >= right_passwords_every_run_tries(),
+        "{text}"
+    );
     assert_eq!(metric(report, "wrong_answers"), 0.0, "{text}");
 }
 

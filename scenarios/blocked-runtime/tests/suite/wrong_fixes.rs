@@ -84,10 +84,43 @@ mod spawns_the_check {
 #[tokio::test]
 async fn spawning_the_check_on_the_same_runtime_is_not_a_fix() {
     let report = judge(code_of!(spawns_the_check)).await;
-    // The check runs in a task the harness does not time; the lookups
-    // still queue behind it.
-    assert_unhealthy_because(&report, "before a worker of the service first polled them");
+    // The check runs in a task whose polls the harness does not time; it
+    // still holds a worker, and the lookups queue behind it.
+    assert_unhealthy_because(&report, "the service's 2 worker threads were held");
     assert_unhealthy_because(&report, "moves the long poll, it does not remove it");
+}
+
+/// "Give the check a thread of its own": a thread for each check, joined
+/// in a task of its own on the same runtime.
+mod joins_a_thread_in_a_task {
+    use super::shipped::login_with;
+    use crate::{verify_password, Credentials, LoginError, Pool};
+
+    pub const WORKER_THREADS: usize = 2;
+
+    pub async fn login(redis: &Pool, credentials: Credentials) -> Result<String, LoginError> {
+        login_with(redis, credentials, |password, stored| async move {
+            tokio::spawn(async move {
+                std::thread::spawn(move || verify_password(&password, &stored))
+                    .join()
+                    .map_err(|_| LoginError::Task("the check panicked".to_owned()))?
+            })
+            .await
+            .map_err(|error| LoginError::Task(error.to_string()))?
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn joining_the_checks_thread_in_a_task_is_not_a_fix() {
+    let report = judge(code_of!(joins_a_thread_in_a_task)).await;
+    // The worker computes nothing: it sleeps in join(), held all the same.
+    assert_unhealthy_because(&report, "the service's 2 worker threads were held");
+    assert_unhealthy_because(
+        &report,
+        "computing or asleep, a held worker polls nothing else",
+    );
 }
 
 /// "Hashing is slow, remember who logged in": each verified password kept
