@@ -36,6 +36,7 @@
 pub mod alloc;
 pub mod cpu;
 pub mod docker;
+pub mod downstream;
 pub mod error;
 pub mod external;
 pub mod guard;
