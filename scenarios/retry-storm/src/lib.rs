@@ -16,7 +16,7 @@
 //! [`verdict`] from evidence the variant cannot forge — the warehouse's own
 //! books and the `reservations` table):
 //!
-//! - treat the warehouse as a shared dependency: at most 3 attempts reach it
+//! - treat the warehouse as a shared dependency: at most 4 attempts reach it
 //!   per order, counted by the warehouse, across the run and its outage;
 //! - ride out a brief outage: an order that arrives while the warehouse is
 //!   down is reserved once it is back, and the orders that arrive after it

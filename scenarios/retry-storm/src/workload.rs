@@ -1,6 +1,6 @@
 //! Lunchtime: orders arrive every 10 ms (a third of the warehouse's
 //! capacity), whether or not earlier ones have been answered, and the
-//! warehouse is down from 500 ms to 1,200 ms. The warehouse, its client's timeout and the pool
+//! warehouse is down from 300 ms to 1,000 ms. The warehouse, its client's timeout and the pool
 //! are fixed here, not in the variant.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,13 +18,13 @@ use crate::verdict::Figures;
 use crate::{Order, Reservation, ReserveStock, Shop, ShopError, Warehouse, BASE_MIGRATIONS};
 
 /// The warehouse: 6 workers, 20 ms an order (300 orders a second), 60 more
-/// may wait; down for 0.7 s at 500 ms (a deploy).
+/// may wait; down for 0.7 s at 300 ms (a deploy).
 pub const WAREHOUSE: Settings = Settings {
     workers: 6,
     service_time: Duration::from_millis(20),
     queue_bound: 60,
     outage: Some(Outage {
-        start: Duration::from_millis(500),
+        start: Duration::from_millis(300),
         length: Duration::from_millis(700),
     }),
     bucket: Duration::from_millis(100),
@@ -43,13 +43,14 @@ pub const DB_POOL: PoolSettings = PoolSettings {
     acquire_timeout: Duration::from_secs(5),
 };
 
-/// 220 orders, one every [`ORDER_PACE`], never more than 500 waiting for an
-/// answer; orders still unanswered 2.9 s after the first are cut off.
+/// 190 orders, one every [`ORDER_PACE`] (the last at 1.89 s), never more
+/// than 500 waiting for an answer; orders still unanswered 2.5 s after the
+/// first are cut off.
 pub const ORDERS: Workload = Workload {
-    requests: 220,
+    requests: 190,
     concurrency: 500,
-    max_duration: Duration::from_secs(3),
-    hard_limit: Duration::from_millis(2900),
+    max_duration: Duration::from_millis(2500),
+    hard_limit: Duration::from_millis(2500),
     live_rate: 100,
 };
 

@@ -62,7 +62,7 @@ mod pauses_briefly {
 #[tokio::test]
 async fn a_short_pause_without_a_limit_is_not_a_fix() {
     let report = judge(reserve_stock_of!(pauses_briefly)).await;
-    assert_unhealthy_because(&report, "per order (at most 3)");
+    assert_unhealthy_because(&report, "per order (at most 4)");
     assert_unhealthy_because(&report, "after its 700 ms outage the warehouse reserved only");
 }
 
