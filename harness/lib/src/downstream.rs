@@ -54,7 +54,9 @@ pub struct Settings {
 impl Settings {
     /// Attempts the service can serve in one bucket, at most.
     pub fn capacity_per_bucket(&self) -> f64 {
-        self.workers as f64 * self.bucket.as_secs_f64() / self.service_time.as_secs_f64()
+        // In nanoseconds, so that round figures stay round (6 × 100 ms / 20 ms = 30).
+        (self.workers as u128 * self.bucket.as_nanos()) as f64
+            / self.service_time.as_nanos().max(1) as f64
     }
 }
 
