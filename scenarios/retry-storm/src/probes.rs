@@ -309,10 +309,16 @@ fn record_evidence(ctx: &RunContext, figures: &Figures, books: &Books) {
         let buckets = (books.bucket_of(to).min(books.buckets.len()))
             .saturating_sub(books.bucket_of(from))
             .max(1);
+        let to_callers = counts.served - counts.served_to_nobody;
+        let per_reservation = if to_callers == 0 {
+            "none reserved".to_owned()
+        } else {
+            format!("{:.1} attempts per order reserved", counts.attempts as f64 / to_callers as f64)
+        };
         ctx.evidence(format!(
-            "{phase}: {:.0} attempts per 100 ms (capacity {:.0}), {} served to waiting callers, {} to nobody, {} busy, {} down, queue up to {}",
+            "{phase}: {:.0} attempts per 100 ms (capacity {:.0}), {to_callers} served to waiting callers ({per_reservation}), {} to nobody, {} busy, {} down, queue up to {}",
             counts.attempts as f64 / buckets as f64, warehouse.capacity_per_bucket,
-            counts.served - counts.served_to_nobody, counts.served_to_nobody, counts.busy, counts.down, counts.queue_max
+            counts.served_to_nobody, counts.busy, counts.down, counts.queue_max
         ));
     }
     ctx.evidence(match warehouse.recovery_ms {
