@@ -250,6 +250,14 @@ impl Downstream {
         }
     }
 
+    /// Attempts received so far for `key`.
+    pub fn attempts(&self, key: &str) -> u64 {
+        lock(&self.shared.ledger)
+            .keys
+            .get(key)
+            .map_or(0, |books| books.attempts)
+    }
+
     /// Attempts waiting for a worker now.
     pub fn queued(&self) -> usize {
         self.shared.queued.load(Ordering::Acquire)
@@ -672,6 +680,8 @@ mod tests {
         );
         let books = downstream.books();
         assert_eq!(books.totals.attempts, 3);
+        assert_eq!(downstream.attempts("order-0"), 1);
+        assert_eq!(downstream.attempts("order-9"), 0);
         assert_eq!((books.totals.served, books.totals.busy), (2, 1));
         assert_eq!(books.totals.queue_max, 1);
     }

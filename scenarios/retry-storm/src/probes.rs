@@ -4,8 +4,7 @@
 //! books), and the metrics, evidence and plots it records.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use debuglab_harness::downstream::{Books, Downstream};
@@ -15,8 +14,10 @@ use debuglab_harness::sampler::{sample_every, Sample, Sampler};
 use debuglab_harness::workload::WorkloadOutcome;
 use debuglab_harness::{HarnessError, Result, RunContext};
 
-use crate::verdict::{Figures, OrderFigures, RecordFigures, WarehouseFigures};
-use crate::workload::{Answered, ATTEMPT_TIMEOUT, ORDERS, ORDER_PACE, WAREHOUSE};
+use tokio::sync::watch;
+
+use crate::verdict::{Figures, OrderFigures, RecordFigures, WarehouseFigures, MAX_ATTEMPTS_PER_ORDER};
+use crate::workload::{Answered, InFlight, ATTEMPT_TIMEOUT, ORDERS, ORDER_PACE, WAREHOUSE};
 use crate::{order_key, Reservation};
 
 /// The warehouse and the orders at one moment.
@@ -29,28 +30,61 @@ pub struct Moment {
 /// Samples the warehouse's queue and the orders waiting every 20 ms; the
 /// latest values, and the attempts of the last 100 ms, are also the live
 /// run's gauges.
+///
+/// Once every order has arrived, it also tells the run to stop waiting when
+/// each order still waiting has been sent more than
+/// [`MAX_ATTEMPTS_PER_ORDER`] times: those are retried without a limit and
+/// would never answer — a count, so the verdict need not wait for a clock.
 pub struct Watch {
     sampler: Sampler<Moment>,
+    stop_waiting: watch::Receiver<bool>,
+    stopped: Arc<Mutex<Option<StoppedWaiting>>>,
+    // Kept so that the orders' receivers never see the channel close.
+    _stop: Arc<watch::Sender<bool>>,
+}
+
+/// When the run stopped waiting, and for how many orders.
+#[derive(Clone, Copy, Debug)]
+pub struct StoppedWaiting {
+    /// On the warehouse's clock.
+    pub at: Duration,
+    /// Orders still waiting then.
+    pub orders: usize,
+}
+
+/// What the watch saw.
+pub struct Watched {
+    /// The samples.
+    pub moments: Vec<Sample<Moment>>,
+    /// Whether, and when, the run stopped waiting for orders retried without a limit.
+    pub stopped_waiting: Option<StoppedWaiting>,
 }
 
 impl Watch {
-    /// Starts watching `warehouse` and the `orders_waiting` count.
-    pub fn start(
-        ctx: &RunContext,
-        warehouse: &Arc<Downstream>,
-        orders_waiting: &Arc<AtomicUsize>,
-    ) -> Watch {
-        let (warehouse, waiting, progress) = (
+    /// Starts watching `warehouse` and the orders `in_flight`.
+    pub fn start(ctx: &RunContext, warehouse: &Arc<Downstream>, in_flight: &Arc<InFlight>) -> Watch {
+        let (warehouse, in_flight, progress) = (
             Arc::clone(warehouse),
-            Arc::clone(orders_waiting),
+            Arc::clone(in_flight),
             Arc::clone(ctx.progress()),
         );
+        let (stop, stop_waiting) = watch::channel(false);
+        let (stop, stopped) = (Arc::new(stop), Arc::new(Mutex::new(None)));
+        let (sender, noted) = (Arc::clone(&stop), Arc::clone(&stopped));
         let mut recent: Vec<u64> = Vec::new();
         let sampler = sample_every(Duration::from_millis(20), move || {
             let moment = Moment {
                 queue: warehouse.queued().min(WAREHOUSE.queue_bound),
-                orders_waiting: waiting.load(Ordering::Relaxed),
+                orders_waiting: in_flight.waiting_count(),
             };
+            if !*sender.borrow() && retried_without_limit(&warehouse, &in_flight) {
+                sender.send_replace(true);
+                *noted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Some(StoppedWaiting {
+                        at: warehouse.elapsed(),
+                        orders: moment.orders_waiting,
+                    });
+            }
             // Five samples 20 ms apart: the attempts of the last 100 ms.
             recent.push(warehouse.totals().attempts);
             if recent.len() > 6 {
@@ -62,13 +96,44 @@ impl Watch {
             progress.gauge("orders_in_flight", moment.orders_waiting as f64);
             std::future::ready(moment)
         });
-        Watch { sampler }
+        Watch {
+            sampler,
+            stop_waiting,
+            stopped,
+            _stop: stop,
+        }
+    }
+
+    /// Becomes `true` when the orders still waiting should stop waiting.
+    pub fn stop_waiting(&self) -> watch::Receiver<bool> {
+        self.stop_waiting.clone()
     }
 
     /// Stops sampling and returns what it saw.
-    pub async fn stop(self) -> Vec<Sample<Moment>> {
-        self.sampler.stop().await
+    pub async fn stop(self) -> Watched {
+        let moments = self.sampler.stop().await;
+        let stopped_waiting = *self
+            .stopped
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Watched {
+            moments,
+            stopped_waiting,
+        }
     }
+}
+
+/// Whether every order has arrived and each one still waiting has been sent
+/// more than [`MAX_ATTEMPTS_PER_ORDER`] times.
+fn retried_without_limit(warehouse: &Downstream, in_flight: &InFlight) -> bool {
+    if in_flight.started() < ORDERS.requests {
+        return false;
+    }
+    let waiting = in_flight.waiting();
+    !waiting.is_empty()
+        && waiting
+            .iter()
+            .all(|&order_id| warehouse.attempts(&order_key(order_id)) > MAX_ATTEMPTS_PER_ORDER)
 }
 
 /// One row of `reservations`: order, status, ticket.
@@ -98,9 +163,22 @@ pub fn figures(
             Ok(answered) | Err(answered) => answered,
         })
         .collect();
-    let orders = order_figures(outcome, &answers, books, first_order);
+    // Unanswered: those the run stopped waiting for, and those cut off at
+    // the workload's hard limit (order `index + 1`).
+    let finished: HashSet<usize> = outcome.records.iter().map(|record| record.index).collect();
+    let mut unanswered: Vec<i64> = answers
+        .iter()
+        .filter(|answered| answered.result.is_none())
+        .map(|answered| answered.order_id)
+        .collect();
+    unanswered.extend(
+        (0..outcome.issued)
+            .filter(|index| !finished.contains(index))
+            .map(|index| index as i64 + 1),
+    );
+    let orders = order_figures(outcome, &answers, &unanswered, books, first_order);
     Figures {
-        warehouse: warehouse_figures(books, &answers),
+        warehouse: warehouse_figures(books, &answers, &unanswered),
         records: record_figures(&answers, books, rows),
         orders,
     }
@@ -113,13 +191,14 @@ fn outage_end() -> Duration {
 fn order_figures(
     outcome: &WorkloadOutcome<Answered, Answered>,
     answers: &[&Answered],
+    unanswered: &[i64],
     books: &Books,
     first_order: Duration,
 ) -> OrderFigures {
     let mut orders = OrderFigures {
         offered: outcome.issued,
-        answered: answers.len(),
-        unfinished: outcome.unfinished,
+        answered: outcome.issued - unanswered.len(),
+        unfinished: unanswered.len(),
         ..OrderFigures::default()
     };
     for answered in answers {
@@ -127,7 +206,8 @@ fn order_figures(
         let after_outage = answered.arrived >= outage_end();
         orders.arrived_after_outage += usize::from(after_outage);
         match &answered.result {
-            Ok(Reservation { ticket, .. }) => {
+            None => {}
+            Some(Ok(Reservation { ticket, .. })) => {
                 orders.reserved += 1;
                 if issued == Some(ticket.as_str()) {
                     orders.reserved_after_outage += usize::from(after_outage);
@@ -135,7 +215,7 @@ fn order_figures(
                     orders.wrong_tickets += 1;
                 }
             }
-            Err(error) => {
+            Some(Err(error)) => {
                 orders.failed += 1;
                 if answered.answered < outage_end() {
                     orders.failed_while_down += 1;
@@ -145,17 +225,17 @@ fn order_figures(
             }
         }
     }
-    // Orders cut off count too, as not reserved: each started on its pace
-    // after the first.
-    let answered: HashSet<usize> = outcome.records.iter().map(|record| record.index).collect();
+    // Orders cut off at the hard limit count too, as not reserved: each
+    // started on its pace after the first.
+    let finished: HashSet<usize> = outcome.records.iter().map(|record| record.index).collect();
     orders.arrived_after_outage += (0..outcome.issued)
-        .filter(|index| !answered.contains(index))
+        .filter(|index| !finished.contains(index))
         .filter(|&index| first_order + ORDER_PACE * index as u32 >= outage_end())
         .count();
     orders
 }
 
-fn warehouse_figures(books: &Books, answers: &[&Answered]) -> WarehouseFigures {
+fn warehouse_figures(books: &Books, answers: &[&Answered], unanswered: &[i64]) -> WarehouseFigures {
     let attempts_of = |order_id: i64| {
         books
             .keys
@@ -164,7 +244,9 @@ fn warehouse_figures(books: &Books, answers: &[&Answered]) -> WarehouseFigures {
     };
     let most_attempts_failed_while_down = answers
         .iter()
-        .filter(|answered| answered.result.is_err() && answered.answered < outage_end())
+        .filter(|answered| {
+            matches!(answered.result, Some(Err(_))) && answered.answered < outage_end()
+        })
         .map(|answered| attempts_of(answered.order_id))
         .max()
         .unwrap_or(0);
@@ -176,6 +258,11 @@ fn warehouse_figures(books: &Books, answers: &[&Answered]) -> WarehouseFigures {
         busy: totals.busy,
         down: totals.down,
         most_attempts_for_one_order: books.keys.values().map(|key| key.attempts).max().unwrap_or(0),
+        most_attempts_unanswered: unanswered
+            .iter()
+            .map(|&order_id| attempts_of(order_id))
+            .max()
+            .unwrap_or(0),
         most_attempts_failed_while_down,
         peak_attempts_per_bucket: books.buckets.iter().map(|b| b.attempts).max().unwrap_or(0),
         capacity_per_bucket: WAREHOUSE.capacity_per_bucket(),
@@ -231,14 +318,15 @@ fn record_figures(answers: &[&Answered], books: &Books, rows: &[Row]) -> RecordF
             }
         }
     }
-    for answered in answers {
+    for answered in answers.iter().filter(|answered| answered.result.is_some()) {
         let Some(rows) = by_order.get(&answered.order_id) else {
             records.missing += 1;
             continue;
         };
+        // (Unanswered orders are left out above.)
         let told = match &answered.result {
-            Ok(reservation) => ("reserved", Some(reservation.ticket.as_str())),
-            Err(_) => ("failed", None),
+            Some(Ok(reservation)) => ("reserved", Some(reservation.ticket.as_str())),
+            _ => ("failed", None),
         };
         if rows
             .iter()
@@ -251,7 +339,7 @@ fn record_figures(answers: &[&Answered], books: &Books, rows: &[Row]) -> RecordF
 }
 
 /// Records the metrics, the evidence and the plots of a run.
-pub fn record(ctx: &RunContext, figures: &Figures, books: &Books, watched: &[Sample<Moment>]) {
+pub fn record(ctx: &RunContext, figures: &Figures, books: &Books, watched: &Watched) {
     let (orders, warehouse, records) = (&figures.orders, &figures.warehouse, &figures.records);
     let after_pct = 100.0 * orders.reserved_after_outage as f64
         / orders.arrived_after_outage.max(1) as f64;
@@ -276,7 +364,14 @@ pub fn record(ctx: &RunContext, figures: &Figures, books: &Books, watched: &[Sam
         ctx.metric(name, value);
     }
     record_evidence(ctx, figures, books);
-    record_plots(ctx, books, watched);
+    if let Some(stopped) = watched.stopped_waiting {
+        ctx.evidence(format!(
+            "the run stopped waiting at {} ms: each of the {} orders still waiting had been sent more than {MAX_ATTEMPTS_PER_ORDER} times",
+            stopped.at.as_millis(),
+            stopped.orders
+        ));
+    }
+    record_plots(ctx, books, &watched.moments);
 }
 
 fn record_evidence(ctx: &RunContext, figures: &Figures, books: &Books) {

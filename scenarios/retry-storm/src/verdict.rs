@@ -47,7 +47,8 @@ pub struct OrderFigures {
     pub offered: usize,
     /// Orders answered, reserved or failed.
     pub answered: usize,
-    /// Orders still waiting for an answer when the workload ended (cut off).
+    /// Orders never answered: still being retried when the run stopped
+    /// waiting, or cut off at the workload's hard limit.
     pub unfinished: usize,
     /// Orders answered with a ticket.
     pub reserved: usize,
@@ -80,6 +81,8 @@ pub struct WarehouseFigures {
     pub down: u64,
     /// The most attempts it received for one order.
     pub most_attempts_for_one_order: u64,
+    /// The most attempts it received for an order never answered.
+    pub most_attempts_unanswered: u64,
     /// The most attempts it received for an order that failed while it was down.
     pub most_attempts_failed_while_down: u64,
     /// The most attempts it received in one 100 ms bucket.
@@ -182,11 +185,17 @@ fn answer_problems(figures: &Figures) -> Vec<String> {
     let (orders, warehouse) = (&figures.orders, &figures.warehouse);
     let most = warehouse.most_attempts_for_one_order;
     let mut problems = Vec::new();
-    if orders.unfinished > 0 {
+    if orders.unfinished > 0 && warehouse.most_attempts_unanswered > MAX_ATTEMPTS_PER_ORDER {
         problems.push(format!(
             "{} orders were still being retried when the run ended and never answered their \
              callers (the warehouse received up to {most} attempts for one order)",
             orders.unfinished
+        ));
+    } else if orders.unfinished > 0 {
+        problems.push(format!(
+            "{} orders were never answered: still waiting when the run was cut off, after at \
+             most {} attempts each",
+            orders.unfinished, warehouse.most_attempts_unanswered
         ));
     } else if most > MAX_ATTEMPTS_PER_ORDER {
         problems.push(format!(
@@ -306,6 +315,7 @@ mod tests {
         figures.warehouse.served_to_nobody = 402;
         figures.warehouse.busy = 48_000;
         figures.warehouse.most_attempts_for_one_order = 3_100;
+        figures.warehouse.most_attempts_unanswered = 3_100;
         figures.warehouse.peak_attempts_per_bucket = 5_400;
         figures.warehouse.recovery_ms = None;
         figures.records.rows = 60;
@@ -403,6 +413,7 @@ mod tests {
             .contains("received 13 attempts for a single order (at most 12): an order asked about without a limit"));
         // With orders cut off, that line gives way to the one about them.
         figures.orders.unfinished = 3;
+        figures.warehouse.most_attempts_unanswered = MAX_ATTEMPTS_PER_ORDER + 1;
         let summary = summary(&figures);
         assert!(summary.contains("3 orders were still being retried"), "{summary}");
         assert!(!summary.contains("for a single order"), "{summary}");
@@ -452,6 +463,26 @@ mod tests {
         let mut figures = healthy();
         figures.records.failed_but_reserved = 1;
         assert!(verdict(&figures).healthy);
+    }
+
+    #[test]
+    fn orders_left_waiting_without_being_retried_are_never_answered() {
+        // A wait of an hour after a failure: few attempts, and no answer.
+        let mut figures = healthy();
+        figures.orders.answered = 150;
+        figures.orders.reserved = 150;
+        figures.orders.unfinished = 70;
+        figures.warehouse.attempts = 220;
+        figures.warehouse.most_attempts_unanswered = 1;
+        figures.records.rows = 150;
+        let summary = summary(&figures);
+        assert!(
+            summary.starts_with(
+                "70 orders were never answered: still waiting when the run was cut off, after at most 1 attempts each"
+            ),
+            "{summary}"
+        );
+        assert!(!summary.contains("still being retried"), "{summary}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! warehouse is down from 300 ms to 1,000 ms. The warehouse, its client's timeout and the pool
 //! are fixed here, not in the variant.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use debuglab_harness::downstream::{Downstream, Outage, Settings};
@@ -43,14 +44,15 @@ pub const DB_POOL: PoolSettings = PoolSettings {
     acquire_timeout: Duration::from_secs(5),
 };
 
-/// 190 orders, one every [`ORDER_PACE`] (the last at 1.89 s), never more
-/// than 500 waiting for an answer; orders still unanswered 2.5 s after the
-/// first are cut off.
+/// 170 orders, one every [`ORDER_PACE`] (the last at 1.69 s), never more
+/// than 500 waiting for an answer; orders still unanswered 5 s after the
+/// first are cut off (the run stops waiting sooner for orders retried
+/// without a limit: see [`crate::probes::Watch`]).
 pub const ORDERS: Workload = Workload {
-    requests: 190,
+    requests: 170,
     concurrency: 500,
-    max_duration: Duration::from_millis(2500),
-    hard_limit: Duration::from_millis(2500),
+    max_duration: Duration::from_secs(5),
+    hard_limit: Duration::from_secs(5),
     live_rate: 100,
 };
 
@@ -64,20 +66,51 @@ pub fn order(seed: u64, index: usize) -> Order {
     }
 }
 
+/// The orders started so far, and those waiting for an answer.
+#[derive(Default)]
+pub struct InFlight {
+    started: AtomicUsize,
+    waiting: Mutex<HashSet<i64>>,
+}
+
+impl InFlight {
+    /// How many orders have started.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// How many orders are waiting for an answer now.
+    pub fn waiting_count(&self) -> usize {
+        lock(&self.waiting).len()
+    }
+
+    /// The orders waiting for an answer now.
+    pub fn waiting(&self) -> Vec<i64> {
+        lock(&self.waiting).iter().copied().collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Counts one order waiting for its answer for as long as it lives (an
-/// order cut off at the hard limit is counted out too).
-struct Waiting(Arc<AtomicUsize>);
+/// order cut off is counted out too).
+struct Waiting(Arc<InFlight>, i64);
 
 impl Waiting {
-    fn enter(count: &Arc<AtomicUsize>) -> Waiting {
-        count.fetch_add(1, Ordering::Relaxed);
-        Waiting(Arc::clone(count))
+    fn enter(in_flight: &Arc<InFlight>, order_id: i64) -> Waiting {
+        in_flight.started.fetch_add(1, Ordering::Relaxed);
+        lock(&in_flight.waiting).insert(order_id);
+        Waiting(Arc::clone(in_flight), order_id)
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        lock(&self.0.waiting).remove(&self.1);
     }
 }
 
@@ -90,8 +123,9 @@ pub struct Answered {
     pub arrived: Duration,
     /// When it was answered.
     pub answered: Duration,
-    /// What it was told.
-    pub result: std::result::Result<Reservation, ShopError>,
+    /// What it was told; `None` if the run stopped waiting for it (it was
+    /// still being retried, see [`crate::probes::Watch`]).
+    pub result: Option<std::result::Result<Reservation, ShopError>>,
 }
 
 /// Runs lunchtime against `reserve_stock`, audits the warehouse's books and
@@ -107,20 +141,33 @@ pub async fn run_lunchtime(ctx: &RunContext, reserve_stock: ReserveStock) -> Res
         db,
         warehouse: Warehouse::new(warehouse.client(ATTEMPT_TIMEOUT)),
     });
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(InFlight::default());
     let watch = Watch::start(ctx, &warehouse, &in_flight);
+    let stop_waiting = watch.stop_waiting();
     let first_order = warehouse.elapsed();
     let outcome = {
         let (shop, clock, in_flight, seed) =
-            (Arc::clone(&shop), Arc::clone(&warehouse), in_flight, ctx.seed());
+            (Arc::clone(&shop), Arc::clone(&warehouse), Arc::clone(&in_flight), ctx.seed());
         ctx.drive_paced("orders", ORDERS, ORDER_PACE, move |index| {
-            let (shop, clock, in_flight) =
-                (Arc::clone(&shop), Arc::clone(&clock), Arc::clone(&in_flight));
+            let (shop, clock, in_flight, mut stop_waiting) = (
+                Arc::clone(&shop),
+                Arc::clone(&clock),
+                Arc::clone(&in_flight),
+                stop_waiting.clone(),
+            );
             async move {
                 let order = order(seed, index);
                 let arrived = clock.elapsed();
-                let waiting = Waiting::enter(&in_flight);
-                let result = reserve_stock(&shop, &order).await;
+                let waiting = Waiting::enter(&in_flight, order.id);
+                let result = tokio::select! {
+                    biased;
+                    result = reserve_stock(&shop, &order) => Some(result),
+                    () = async {
+                        if stop_waiting.wait_for(|stop| *stop).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => None,
+                };
                 drop(waiting);
                 let answered = Answered {
                     order_id: order.id,
@@ -128,7 +175,7 @@ pub async fn run_lunchtime(ctx: &RunContext, reserve_stock: ReserveStock) -> Res
                     answered: clock.elapsed(),
                     result,
                 };
-                if answered.result.is_ok() {
+                if matches!(answered.result, Some(Ok(_))) {
                     Ok(answered)
                 } else {
                     Err(answered)
