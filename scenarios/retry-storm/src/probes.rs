@@ -31,7 +31,8 @@ pub struct Moment {
 /// latest values, and the attempts of the last 100 ms, are also the live
 /// run's gauges.
 ///
-/// Once every order has arrived, it also tells the run to stop waiting when
+/// Once every order has arrived (never, in a live run, whose orders keep
+/// arriving), it also tells the run to stop waiting when
 /// each order still waiting has been sent more than
 /// [`MAX_ATTEMPTS_PER_ORDER`] times: those are retried without a limit and
 /// would never answer — a count, so the verdict need not wait for a clock.
@@ -63,10 +64,11 @@ pub struct Watched {
 impl Watch {
     /// Starts watching `warehouse` and the orders `in_flight`.
     pub fn start(ctx: &RunContext, warehouse: &Arc<Downstream>, in_flight: &Arc<InFlight>) -> Watch {
-        let (warehouse, in_flight, progress) = (
+        let (warehouse, in_flight, progress, live) = (
             Arc::clone(warehouse),
             Arc::clone(in_flight),
             Arc::clone(ctx.progress()),
+            ctx.is_live(),
         );
         let (stop, stop_waiting) = watch::channel(false);
         let (stop, stopped) = (Arc::new(stop), Arc::new(Mutex::new(None)));
@@ -77,7 +79,7 @@ impl Watch {
                 queue: warehouse.queued().min(WAREHOUSE.queue_bound),
                 orders_waiting: in_flight.waiting_count(),
             };
-            if !*sender.borrow() && retried_without_limit(&warehouse, &in_flight) {
+            if !live && !*sender.borrow() && retried_without_limit(&warehouse, &in_flight) {
                 sender.send_replace(true);
                 *noted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
                     Some(StoppedWaiting {
