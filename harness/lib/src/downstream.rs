@@ -401,7 +401,8 @@ impl Shared {
             ticket = books
                 .ticket
                 .get_or_insert_with(|| {
-                    let mixed = secret.rotate_left(17) ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let mixed =
+                        secret.rotate_left(17) ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     format!("tk-{mixed:016x}")
                 })
                 .clone();
@@ -411,7 +412,10 @@ impl Shared {
 
     /// Decides and, if it may, serves one attempt for `key`: the worker it
     /// held, or how it was turned away.
-    async fn attempt(&self, key: &str) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, Answer> {
+    async fn attempt(
+        &self,
+        key: &str,
+    ) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, Answer> {
         self.note_arrival(key);
         if self.down_at(self.started.elapsed()) {
             self.note(|counts, _| counts.down += 1);
@@ -623,7 +627,9 @@ fn parse(answer: &str) -> std::result::Result<String, CallError> {
         _ if answer.is_empty() => Err(CallError::Connection(
             "the service closed the connection".to_owned(),
         )),
-        _ => Err(CallError::Connection(format!("unexpected answer {answer:?}"))),
+        _ => Err(CallError::Connection(format!(
+            "unexpected answer {answer:?}"
+        ))),
     }
 }
 
@@ -740,7 +746,12 @@ mod tests {
         };
         let between = books.between(Duration::from_millis(150), Duration::from_millis(300));
         assert_eq!((between.attempts, between.queue_max), (6, 4));
-        assert_eq!(books.between(Duration::ZERO, Duration::from_secs(9)).attempts, 15);
+        assert_eq!(
+            books
+                .between(Duration::ZERO, Duration::from_secs(9))
+                .attempts,
+            15
+        );
         assert_eq!(books.bucket_of(Duration::from_millis(299)), 2);
     }
 

@@ -39,7 +39,9 @@ pub mod workload;
 
 use debuglab_harness::downstream::Client;
 use debuglab_harness::postgres::PgPool;
-use debuglab_harness::{Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict};
+use debuglab_harness::{
+    Result, RunContext, Scenario, ScenarioInfo, Service, Sources, Variant, Verdict,
+};
 pub use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
 
@@ -124,10 +126,8 @@ pub enum ShopError {
 pub static BASE_MIGRATIONS: Migrator = sqlx::migrate!();
 
 /// A variant's `reserve_stock`, as a plain function pointer.
-pub type ReserveStock = for<'s> fn(
-    &'s Shop,
-    &'s Order,
-) -> BoxFuture<'s, std::result::Result<Reservation, ShopError>>;
+pub type ReserveStock =
+    for<'s> fn(&'s Shop, &'s Order) -> BoxFuture<'s, std::result::Result<Reservation, ShopError>>;
 
 /// The [`ReserveStock`] of a module that has a `reserve_stock(&Shop, &Order)`:
 /// `reserve_stock_of!(fixed)`. The exercise's binary and the tests use it

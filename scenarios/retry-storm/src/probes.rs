@@ -16,7 +16,9 @@ use debuglab_harness::{HarnessError, Result, RunContext};
 
 use tokio::sync::watch;
 
-use crate::verdict::{Figures, OrderFigures, RecordFigures, WarehouseFigures, MAX_ATTEMPTS_PER_ORDER};
+use crate::verdict::{
+    Figures, OrderFigures, RecordFigures, WarehouseFigures, MAX_ATTEMPTS_PER_ORDER,
+};
 use crate::workload::{Answered, InFlight, ATTEMPT_TIMEOUT, ORDERS, ORDER_PACE, WAREHOUSE};
 use crate::{order_key, Reservation};
 
@@ -63,7 +65,11 @@ pub struct Watched {
 
 impl Watch {
     /// Starts watching `warehouse` and the orders `in_flight`.
-    pub fn start(ctx: &RunContext, warehouse: &Arc<Downstream>, in_flight: &Arc<InFlight>) -> Watch {
+    pub fn start(
+        ctx: &RunContext,
+        warehouse: &Arc<Downstream>,
+        in_flight: &Arc<InFlight>,
+    ) -> Watch {
         let (warehouse, in_flight, progress, live) = (
             Arc::clone(warehouse),
             Arc::clone(in_flight),
@@ -81,11 +87,12 @@ impl Watch {
             };
             if !live && !*sender.borrow() && retried_without_limit(&warehouse, &in_flight) {
                 sender.send_replace(true);
-                *noted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-                    Some(StoppedWaiting {
-                        at: warehouse.elapsed(),
-                        orders: moment.orders_waiting,
-                    });
+                *noted
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(StoppedWaiting {
+                    at: warehouse.elapsed(),
+                    orders: moment.orders_waiting,
+                });
             }
             // Five samples 20 ms apart: the attempts of the last 100 ms.
             recent.push(warehouse.totals().attempts);
@@ -187,7 +194,9 @@ pub fn figures(
 }
 
 fn outage_end() -> Duration {
-    WAREHOUSE.outage.map_or(Duration::ZERO, |outage| outage.end())
+    WAREHOUSE
+        .outage
+        .map_or(Duration::ZERO, |outage| outage.end())
 }
 
 fn order_figures(
@@ -259,7 +268,12 @@ fn warehouse_figures(books: &Books, answers: &[&Answered], unanswered: &[i64]) -
         served_to_nobody: totals.served_to_nobody,
         busy: totals.busy,
         down: totals.down,
-        most_attempts_for_one_order: books.keys.values().map(|key| key.attempts).max().unwrap_or(0),
+        most_attempts_for_one_order: books
+            .keys
+            .values()
+            .map(|key| key.attempts)
+            .max()
+            .unwrap_or(0),
         most_attempts_unanswered: unanswered
             .iter()
             .map(|&order_id| attempts_of(order_id))
@@ -282,7 +296,9 @@ pub fn recovery(books: &Books) -> Option<f64> {
     let outage = WAREHOUSE.outage?;
     let first = books.bucket_of(outage.end());
     let last_arrival = ORDER_PACE * (ORDERS.requests as u32).saturating_sub(1);
-    let last = books.bucket_of(last_arrival).min(books.buckets.len().saturating_sub(1));
+    let last = books
+        .bucket_of(last_arrival)
+        .min(books.buckets.len().saturating_sub(1));
     let troubled = |bucket: usize| {
         books
             .buckets
@@ -343,8 +359,8 @@ fn record_figures(answers: &[&Answered], books: &Books, rows: &[Row]) -> RecordF
 /// Records the metrics, the evidence and the plots of a run.
 pub fn record(ctx: &RunContext, figures: &Figures, books: &Books, watched: &Watched) {
     let (orders, warehouse, records) = (&figures.orders, &figures.warehouse, &figures.records);
-    let after_pct = 100.0 * orders.reserved_after_outage as f64
-        / orders.arrived_after_outage.max(1) as f64;
+    let after_pct =
+        100.0 * orders.reserved_after_outage as f64 / orders.arrived_after_outage.max(1) as f64;
     for (name, value) in [
         ("amplification", warehouse.amplification(orders.offered)),
         ("reserved_after_outage_pct", after_pct),
@@ -358,8 +374,14 @@ pub fn record(ctx: &RunContext, figures: &Figures, books: &Books, watched: &Watc
         ("served_to_nobody", warehouse.served_to_nobody as f64),
         ("answered_busy", warehouse.busy as f64),
         ("answered_down", warehouse.down as f64),
-        ("attempts_peak_per_100ms", warehouse.peak_attempts_per_bucket as f64),
-        ("most_attempts_for_one_order", warehouse.most_attempts_for_one_order as f64),
+        (
+            "attempts_peak_per_100ms",
+            warehouse.peak_attempts_per_bucket as f64,
+        ),
+        (
+            "most_attempts_for_one_order",
+            warehouse.most_attempts_for_one_order as f64,
+        ),
         ("reservation_rows", records.rows as f64),
         ("recovery_ms", warehouse.recovery_ms.unwrap_or(-1.0)),
     ] {
@@ -378,10 +400,12 @@ pub fn record(ctx: &RunContext, figures: &Figures, books: &Books, watched: &Watc
 
 fn record_evidence(ctx: &RunContext, figures: &Figures, books: &Books) {
     let (orders, warehouse, records) = (&figures.orders, &figures.warehouse, &figures.records);
-    let outage = WAREHOUSE.outage.unwrap_or(debuglab_harness::downstream::Outage {
-        start: Duration::ZERO,
-        length: Duration::ZERO,
-    });
+    let outage = WAREHOUSE
+        .outage
+        .unwrap_or(debuglab_harness::downstream::Outage {
+            start: Duration::ZERO,
+            length: Duration::ZERO,
+        });
     ctx.evidence(format!(
         "{} orders, one every {} ms (seed {}); the warehouse: {} workers, {} ms an order ({:.0} per 100 ms), {} may wait, down from {} to {} ms; its client hangs up after {} ms",
         orders.offered, ORDER_PACE.as_millis(), ctx.seed(), WAREHOUSE.workers, WAREHOUSE.service_time.as_millis(),
@@ -400,7 +424,11 @@ fn record_evidence(ctx: &RunContext, figures: &Figures, books: &Books) {
     for (phase, from, to) in [
         ("before the outage", Duration::ZERO, outage.start),
         ("during the outage", outage.start, outage.end()),
-        ("after the outage", outage.end(), books.elapsed + books.bucket),
+        (
+            "after the outage",
+            outage.end(),
+            books.elapsed + books.bucket,
+        ),
     ] {
         let counts = books.between(from, to);
         let buckets = (books.bucket_of(to).min(books.buckets.len()))
@@ -410,7 +438,10 @@ fn record_evidence(ctx: &RunContext, figures: &Figures, books: &Books) {
         let per_reservation = if to_callers == 0 {
             "none reserved".to_owned()
         } else {
-            format!("{:.1} attempts per order reserved", counts.attempts as f64 / to_callers as f64)
+            format!(
+                "{:.1} attempts per order reserved",
+                counts.attempts as f64 / to_callers as f64
+            )
         };
         ctx.evidence(format!(
             "{phase}: {:.0} attempts per 100 ms (capacity {:.0}), {to_callers} served to waiting callers ({per_reservation}), {} to nobody, {} busy, {} down, queue up to {}",
@@ -440,7 +471,12 @@ fn record_plots(ctx: &RunContext, books: &Books, watched: &[Sample<Moment>]) {
             .buckets
             .iter()
             .enumerate()
-            .map(|(index, counts)| [plot::millis(books.bucket * index as u32), pick(counts) as f64])
+            .map(|(index, counts)| {
+                [
+                    plot::millis(books.bucket * index as u32),
+                    pick(counts) as f64,
+                ]
+            })
             .collect()
     };
     let arrivals_per_bucket = (books.bucket.as_millis() / ORDER_PACE.as_millis().max(1)) as f64;
@@ -449,41 +485,67 @@ fn record_plots(ctx: &RunContext, books: &Books, watched: &[Sample<Moment>]) {
         "orders_arriving",
         (0..books.buckets.len())
             .filter(|&index| books.bucket * (index as u32) < ORDER_PACE * ORDERS.requests as u32)
-            .map(|index| [plot::millis(books.bucket * index as u32), arrivals_per_bucket]),
+            .map(|index| {
+                [
+                    plot::millis(books.bucket * index as u32),
+                    arrivals_per_bucket,
+                ]
+            }),
     );
-    ctx.series("served_to_callers", per_bucket(|c| c.served - c.served_to_nobody));
+    ctx.series(
+        "served_to_callers",
+        per_bucket(|c| c.served - c.served_to_nobody),
+    );
     ctx.series("served_to_nobody", per_bucket(|c| c.served_to_nobody));
     ctx.series("busy", per_bucket(|c| c.busy));
     ctx.series("down", per_bucket(|c| c.down));
-    ctx.series("queue", plot::sampled(watched, |moment| moment.queue as f64));
-    ctx.series("orders_waiting", plot::sampled(watched, |moment| moment.orders_waiting as f64));
+    ctx.series(
+        "queue",
+        plot::sampled(watched, |moment| moment.queue as f64),
+    );
+    ctx.series(
+        "orders_waiting",
+        plot::sampled(watched, |moment| moment.orders_waiting as f64),
+    );
     let capacity = WAREHOUSE.capacity_per_bucket();
     ctx.plot(
-        Plot::new("attempts", PlotKind::Line, "Attempts at the warehouse against its capacity")
-            .x("time since the first order", "ms")
-            .y("per 100 ms", "attempts")
-            .line("attempts", "attempts received")
-            .line("orders_arriving", "orders arriving")
-            .line("served_to_callers", "served to waiting callers")
-            .bound(capacity, &format!("capacity: {capacity:.0} per 100 ms")),
+        Plot::new(
+            "attempts",
+            PlotKind::Line,
+            "Attempts at the warehouse against its capacity",
+        )
+        .x("time since the first order", "ms")
+        .y("per 100 ms", "attempts")
+        .line("attempts", "attempts received")
+        .line("orders_arriving", "orders arriving")
+        .line("served_to_callers", "served to waiting callers")
+        .bound(capacity, &format!("capacity: {capacity:.0} per 100 ms")),
     );
     ctx.plot(
-        Plot::new("answers", PlotKind::Line, "What the warehouse did with the attempts")
-            .x("time since the first order", "ms")
-            .y("per 100 ms", "attempts")
-            .line("served_to_callers", "served to waiting callers")
-            .line("served_to_nobody", "served after the caller hung up")
-            .line("busy", "turned away: queue full")
-            .line("down", "turned away: down")
-            .bound(capacity, &format!("capacity: {capacity:.0} per 100 ms")),
+        Plot::new(
+            "answers",
+            PlotKind::Line,
+            "What the warehouse did with the attempts",
+        )
+        .x("time since the first order", "ms")
+        .y("per 100 ms", "attempts")
+        .line("served_to_callers", "served to waiting callers")
+        .line("served_to_nobody", "served after the caller hung up")
+        .line("busy", "turned away: queue full")
+        .line("down", "turned away: down")
+        .bound(capacity, &format!("capacity: {capacity:.0} per 100 ms")),
     );
     let bound = WAREHOUSE.queue_bound as f64;
     ctx.plot(
-        Plot::new("queue", PlotKind::Line, "The warehouse's queue and the orders waiting")
-            .x("time since the first order", "ms")
-            .y("waiting", "attempts or orders")
-            .line("queue", "attempts queued at the warehouse")
-            .line("orders_waiting", "orders waiting for an answer")
-            .bound(bound, &format!("queue bound: {bound:.0}")),
+        Plot::new(
+            "queue",
+            PlotKind::Line,
+            "The warehouse's queue and the orders waiting",
+        )
+        .x("time since the first order", "ms")
+        .y("waiting", "attempts or orders")
+        .line("queue", "attempts queued at the warehouse")
+        .line("orders_waiting", "orders waiting for an answer")
+        .bound(bound, &format!("queue bound: {bound:.0}")),
     );
 }

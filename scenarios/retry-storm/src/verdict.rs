@@ -133,9 +133,12 @@ pub fn verdict(figures: &Figures) -> Verdict {
     problems.extend(record_problems(figures));
     Verdict::from_problems(&problems, || {
         let warehouse = &figures.warehouse;
-        let recovery = warehouse
-            .recovery_ms
-            .map_or_else(String::new, |ms| format!(" was itself again {ms:.0} ms after its {:.0} ms outage,", warehouse.outage_ms));
+        let recovery = warehouse.recovery_ms.map_or_else(String::new, |ms| {
+            format!(
+                " was itself again {ms:.0} ms after its {:.0} ms outage,",
+                warehouse.outage_ms
+            )
+        });
         format!(
             "All {} orders were answered ({} reserved, {} failed) and recorded once; the warehouse received {:.1} attempts per order,{recovery} and reserved {} of the {} orders that arrived after its outage.",
             orders.offered,
@@ -165,7 +168,8 @@ fn load_problems(figures: &Figures) -> Vec<String> {
         ));
     }
     let after = orders.arrived_after_outage;
-    if after > 0 && (orders.reserved_after_outage as f64) < MIN_RESERVED_AFTER_OUTAGE * after as f64 {
+    if after > 0 && (orders.reserved_after_outage as f64) < MIN_RESERVED_AFTER_OUTAGE * after as f64
+    {
         problems.push(format!(
             "after its {:.0} ms outage the warehouse reserved only {} of the {after} orders that \
              arrived (at least {:.0}% with three times the capacity they need): it served {} attempts \
@@ -209,7 +213,9 @@ fn answer_problems(figures: &Figures) -> Vec<String> {
             "{} orders were answered failed while the warehouse was still down, after at most {} \
              attempts each — yet its outage lasted only {:.0} ms: a brief outage should cost a \
              customer a short wait, not the order",
-            orders.failed_while_down, warehouse.most_attempts_failed_while_down, warehouse.outage_ms
+            orders.failed_while_down,
+            warehouse.most_attempts_failed_while_down,
+            warehouse.outage_ms
         ));
     }
     let failed_while_up = orders.failed - orders.failed_while_down.min(orders.failed);
@@ -415,7 +421,10 @@ mod tests {
         figures.orders.unfinished = 3;
         figures.warehouse.most_attempts_unanswered = MAX_ATTEMPTS_PER_ORDER + 1;
         let summary = summary(&figures);
-        assert!(summary.contains("3 orders were still being retried"), "{summary}");
+        assert!(
+            summary.contains("3 orders were still being retried"),
+            "{summary}"
+        );
         assert!(!summary.contains("for a single order"), "{summary}");
     }
 
@@ -441,7 +450,9 @@ mod tests {
         figures.records.unissued_tickets = 220;
         figures.warehouse.attempts = 0;
         let summary = summary(&figures);
-        assert!(summary.contains("220 callers got a ticket the warehouse never issued for their order"));
+        assert!(
+            summary.contains("220 callers got a ticket the warehouse never issued for their order")
+        );
         assert!(summary.contains("220 reservations carry a ticket the warehouse never issued"));
     }
 
@@ -455,7 +466,8 @@ mod tests {
         let summary = summary(&figures);
         assert!(summary.contains("50 answered orders left no outcome in the reservations table"));
         assert!(summary.contains("40 orders have more than one outcome in the reservations table (210 rows for 220 answered orders)"));
-        assert!(summary.contains("2 outcomes in the reservations table differ from what the caller was told"));
+        assert!(summary
+            .contains("2 outcomes in the reservations table differ from what the caller was told"));
     }
 
     #[test]

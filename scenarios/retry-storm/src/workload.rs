@@ -146,8 +146,12 @@ pub async fn run_lunchtime(ctx: &RunContext, reserve_stock: ReserveStock) -> Res
     let stop_waiting = watch.stop_waiting();
     let first_order = warehouse.elapsed();
     let outcome = {
-        let (shop, clock, in_flight, seed) =
-            (Arc::clone(&shop), Arc::clone(&warehouse), Arc::clone(&in_flight), ctx.seed());
+        let (shop, clock, in_flight, seed) = (
+            Arc::clone(&shop),
+            Arc::clone(&warehouse),
+            Arc::clone(&in_flight),
+            ctx.seed(),
+        );
         ctx.drive_paced("orders", ORDERS, ORDER_PACE, move |index| {
             let (shop, clock, in_flight, mut stop_waiting) = (
                 Arc::clone(&shop),
@@ -186,8 +190,12 @@ pub async fn run_lunchtime(ctx: &RunContext, reserve_stock: ReserveStock) -> Res
     };
     // Attempts whose callers hung up are still being served: wait for the
     // warehouse to finish them, so that its books are complete.
-    ctx.within("the warehouse's last attempts", Duration::from_secs(5), warehouse.idle())
-        .await;
+    ctx.within(
+        "the warehouse's last attempts",
+        Duration::from_secs(5),
+        warehouse.idle(),
+    )
+    .await;
     let watched = watch.stop().await;
     let books = warehouse.books();
     let rows = probes::read_reservations(&database).await?;

@@ -31,14 +31,26 @@ type Outcome = (bool, bool, Vec<String>);
 
 /// Reserves `orders` one after another with `variant`, against a fresh
 /// warehouse (`down` for good or not) and a fresh database.
-async fn reserve_all(variant: Variant, orders: &[(i64, i32)], down: bool) -> (Vec<Outcome>, Vec<u64>) {
+async fn reserve_all(
+    variant: Variant,
+    orders: &[(i64, i32)],
+    down: bool,
+) -> (Vec<Outcome>, Vec<u64>) {
     let test_db = TestDatabase::create(&format!("retry_storm_{variant}"), None).await;
-    test_db.database.migrate(&BASE_MIGRATIONS, &[]).await.unwrap();
+    test_db
+        .database
+        .migrate(&BASE_MIGRATIONS, &[])
+        .await
+        .unwrap();
     let outage = down.then_some(Outage {
         start: Duration::ZERO,
         length: Duration::from_secs(3600),
     });
-    let warehouse = Downstream::start(Settings { outage, ..WAREHOUSE }).unwrap();
+    let warehouse = Downstream::start(Settings {
+        outage,
+        ..WAREHOUSE
+    })
+    .unwrap();
     let shop = Arc::new(Shop {
         db: test_db.database.pool(POOL).await.unwrap(),
         warehouse: Warehouse::new(warehouse.client(ATTEMPT_TIMEOUT)),
@@ -47,25 +59,38 @@ async fn reserve_all(variant: Variant, orders: &[(i64, i32)], down: bool) -> (Ve
     let orders: Vec<Order> = orders
         .iter()
         .enumerate()
-        .map(|(index, &(item_id, quantity))| Order { id: index as i64 + 1, item_id, quantity })
+        .map(|(index, &(item_id, quantity))| Order {
+            id: index as i64 + 1,
+            item_id,
+            quantity,
+        })
         .collect();
     // At once, as callers do: a warehouse that is down makes each wait.
-    let answers = futures::future::join_all(orders.iter().map(|order| reserve_stock(&shop, order))).await;
+    let answers =
+        futures::future::join_all(orders.iter().map(|order| reserve_stock(&shop, order))).await;
     let books = warehouse.books();
     let mut outcomes = Vec::new();
     for (order, answer) in orders.iter().zip(answers) {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT status FROM reservations WHERE order_id = $1 ORDER BY id")
-            .bind(order.id)
-            .fetch_all(&shop.db)
-            .await
-            .unwrap();
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT status FROM reservations WHERE order_id = $1 ORDER BY id")
+                .bind(order.id)
+                .fetch_all(&shop.db)
+                .await
+                .unwrap();
         let issued = books.ticket(&order_key(order.id));
-        let right_ticket = answer.as_ref().is_ok_and(|reservation| Some(reservation.ticket.as_str()) == issued);
+        let right_ticket = answer
+            .as_ref()
+            .is_ok_and(|reservation| Some(reservation.ticket.as_str()) == issued);
         outcomes.push((answer.is_ok(), right_ticket, rows));
     }
     let attempts = orders
         .iter()
-        .map(|order| books.keys.get(&order_key(order.id)).map_or(0, |key| key.attempts))
+        .map(|order| {
+            books
+                .keys
+                .get(&order_key(order.id))
+                .map_or(0, |key| key.attempts)
+        })
         .collect();
     shop.db.close().await;
     test_db.close().await;
@@ -75,13 +100,22 @@ async fn reserve_all(variant: Variant, orders: &[(i64, i32)], down: bool) -> (Ve
 #[test]
 fn with_the_warehouse_up_fixed_answers_and_records_what_buggy_does() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut runner = TestRunner::new(Config { cases: 8, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 8,
+        ..Config::default()
+    });
     let result = runner.run(&prop::collection::vec(order(), 1..10), |orders| {
         let (buggy, _) = runtime.block_on(reserve_all(Variant::Buggy, &orders, false));
         let (fixed, attempts) = runtime.block_on(reserve_all(Variant::Fixed, &orders, false));
         prop_assert_eq!(&fixed, &buggy, "orders: {:?}", orders);
-        prop_assert!(fixed.iter().all(|(ok, right, rows)| *ok && *right && rows == &["reserved"]));
-        prop_assert!(attempts.iter().all(|&attempts| attempts == 1), "{:?}", attempts);
+        prop_assert!(fixed
+            .iter()
+            .all(|(ok, right, rows)| *ok && *right && rows == &["reserved"]));
+        prop_assert!(
+            attempts.iter().all(|&attempts| attempts == 1),
+            "{:?}",
+            attempts
+        );
         Ok(())
     });
     if let Err(failure) = result {

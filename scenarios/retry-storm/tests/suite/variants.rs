@@ -25,7 +25,10 @@ async fn buggy_client_keeps_the_warehouse_down_after_its_outage() {
     let report = buggy().await;
     assert_symptom_reproduced(report);
     let text = report.render_text(false);
-    assert!(metric(report, "amplification") > 10.0 * MAX_AMPLIFICATION, "{text}");
+    assert!(
+        metric(report, "amplification") > 10.0 * MAX_AMPLIFICATION,
+        "{text}"
+    );
     // The warehouse's capacity went to callers who had hung up, to the end.
     assert!(metric(report, "served_to_nobody") > 0.0, "{text}");
     assert_eq!(metric(report, "recovery_ms"), -1.0, "{text}");
@@ -40,7 +43,10 @@ async fn fixed_client_rides_the_outage_out() {
     let report = fixed().await;
     assert_fix_verified(report);
     let text = report.render_text(false);
-    assert!(metric(report, "amplification") <= MAX_AMPLIFICATION, "{text}");
+    assert!(
+        metric(report, "amplification") <= MAX_AMPLIFICATION,
+        "{text}"
+    );
     assert!(
         metric(report, "reserved_after_outage_pct") >= 100.0 * MIN_RESERVED_AFTER_OUTAGE,
         "{text}"
@@ -58,7 +64,10 @@ async fn fixed_client_rides_the_outage_out() {
 #[tokio::test]
 async fn the_signal_is_clear() {
     let (buggy, fixed) = (buggy().await, fixed().await);
-    let (storm, calm) = (metric(buggy, "amplification"), metric(fixed, "amplification"));
+    let (storm, calm) = (
+        metric(buggy, "amplification"),
+        metric(fixed, "amplification"),
+    );
     assert!(
         storm >= 20.0 * calm,
         "attempts per order: buggy {storm}, fixed {calm}"
@@ -76,7 +85,10 @@ async fn the_report_plots_attempts_against_the_capacity() {
     assert_eq!(plot.bounds[0].value, WAREHOUSE.capacity_per_bucket());
     for line in &plot.lines {
         assert!(
-            report.series.get(&line.series).is_some_and(|points| !points.is_empty()),
+            report
+                .series
+                .get(&line.series)
+                .is_some_and(|points| !points.is_empty()),
             "no series {}",
             line.series
         );

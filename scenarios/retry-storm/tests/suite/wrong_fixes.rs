@@ -63,7 +63,10 @@ mod pauses_briefly {
 async fn a_short_pause_without_a_limit_is_not_a_fix() {
     let report = judge(reserve_stock_of!(pauses_briefly)).await;
     assert_unhealthy_because(&report, "per order (at most 4)");
-    assert_unhealthy_because(&report, "after its 700 ms outage the warehouse reserved only");
+    assert_unhealthy_because(
+        &report,
+        "after its 700 ms outage the warehouse reserved only",
+    );
 }
 
 /// "Retry, but not forever": five more attempts, one right after the other.
@@ -89,7 +92,10 @@ async fn a_limit_without_a_wait_is_not_a_fix() {
         &report,
         "orders were answered failed while the warehouse was still down, after at most 6 attempts each",
     );
-    assert_unhealthy_because(&report, "a brief outage should cost a customer a short wait");
+    assert_unhealthy_because(
+        &report,
+        "a brief outage should cost a customer a short wait",
+    );
 }
 
 /// "Retries caused it, so no retries": one attempt, and the outcome recorded.
@@ -141,8 +147,14 @@ mod records_every_attempt {
 #[tokio::test]
 async fn recording_each_attempt_is_not_a_fix() {
     let report = judge(reserve_stock_of!(records_every_attempt)).await;
-    assert_unhealthy_because(&report, "orders have more than one outcome in the reservations table");
-    assert_unhealthy_because(&report, "an outcome is recorded once, when the order is answered");
+    assert_unhealthy_because(
+        &report,
+        "orders have more than one outcome in the reservations table",
+    );
+    assert_unhealthy_because(
+        &report,
+        "an outcome is recorded once, when the order is answered",
+    );
 }
 
 /// "Wait between attempts" — with a blocking sleep, in async code.
