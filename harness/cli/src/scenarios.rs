@@ -15,6 +15,7 @@ pub fn all() -> Vec<&'static dyn Scenario> {
         &cpu_hotpath::SCENARIO,
         &blocked_runtime::SCENARIO,
         &unbounded_queue::SCENARIO,
+        &retry_storm::SCENARIO,
     ]
 }
 

@@ -20,6 +20,7 @@ fn scenarios() -> Vec<&'static ScenarioInfo> {
         blocked_runtime::SCENARIO.info(),
         cpu_hotpath::SCENARIO.info(),
         unbounded_queue::SCENARIO.info(),
+        retry_storm::SCENARIO.info(),
     ]
 }
 

@@ -20,6 +20,9 @@
 //!   `CLIENT LIST`, `SLOWLOG`, key TTLs; live heap bytes ([`alloc`], a
 //!   counting global allocator each program opts into), and [`sampler`] to follow any of them over a run;
 //! - **replicas** ([`replica`]): copies of a service as separate processes;
+//! - **a dependency on loopback** ([`downstream`]): a small TCP service with
+//!   a capacity, a bounded queue and an outage window, counting every attempt
+//!   it receives, for scenarios about how a client treats what it calls;
 //! - **reports** ([`Report`]): the verdict, metrics and evidence of a run, with
 //!   secrets redacted ([`redact`]), and the series it followed with the
 //!   plots that draw them ([`plot`]);
@@ -36,6 +39,7 @@
 pub mod alloc;
 pub mod cpu;
 pub mod docker;
+pub mod downstream;
 pub mod error;
 pub mod external;
 pub mod guard;

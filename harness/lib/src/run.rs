@@ -364,17 +364,57 @@ impl RunContext {
         T: Send + 'static,
         E: Send + 'static,
     {
+        self.drive_with_pace(label, workload, None, request).await
+    }
+
+    /// [`RunContext::drive`] with requests arriving `pace` apart whether or
+    /// not earlier ones have answered (up to `workload.concurrency` in
+    /// flight): callers who do not wait for each other, at a steady rate.
+    /// A live run keeps the slower of `pace` and its live rate.
+    pub async fn drive_paced<F, Fut, T, E>(
+        &self,
+        label: &str,
+        workload: Workload,
+        pace: Duration,
+        request: F,
+    ) -> WorkloadOutcome<T, E>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.drive_with_pace(label, workload, Some(pace), request)
+            .await
+    }
+
+    async fn drive_with_pace<F, Fut, T, E>(
+        &self,
+        label: &str,
+        workload: Workload,
+        pace: Option<Duration>,
+        request: F,
+    ) -> WorkloadOutcome<T, E>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         let (shape, pace) = match self.live {
-            Some(budget) => (
-                Workload {
-                    requests: usize::MAX,
-                    max_duration: budget,
-                    hard_limit: budget + Duration::from_secs(30),
-                    ..workload
-                },
-                Some(Duration::from_secs(1) / workload.live_rate.max(1)),
-            ),
-            None => (workload, None),
+            Some(budget) => {
+                let live_pace = Duration::from_secs(1) / workload.live_rate.max(1);
+                (
+                    Workload {
+                        requests: usize::MAX,
+                        max_duration: budget,
+                        hard_limit: budget + Duration::from_secs(30),
+                        ..workload
+                    },
+                    Some(pace.map_or(live_pace, |pace| pace.max(live_pace))),
+                )
+            }
+            None => (workload, pace),
         };
         self.progress.mark_workload_started();
         let progress = Arc::clone(&self.progress);
