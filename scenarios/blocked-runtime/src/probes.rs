@@ -15,10 +15,10 @@ use debuglab_harness::redis::RunRedis;
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sampler};
 use debuglab_harness::stats::Latencies;
-use debuglab_harness::{Result, RunContext};
+use debuglab_harness::{Plot, PlotKind, Result, RunContext};
 use tokio_metrics::{RuntimeMonitor, TaskMetrics, TaskMonitor};
 
-use crate::verdict::{Cpu, Figures, Logins, Lookups, Polls, Sessions, Workers};
+use crate::verdict::{Cpu, Figures, Logins, Lookups, Polls, Sessions, Workers, HELD_SHARE_MAX};
 use crate::workload::{LookupOutcome, Service, LOGINS_AT_ONCE, LOOKUPS_UNDER_LOGINS};
 use crate::{data, session_key, verify_password, Code, Credentials, LoginError, POLL_BOUND};
 
@@ -338,6 +338,56 @@ pub fn record(ctx: &RunContext, figures: &Figures, watched: &Watched) {
     record_lookups(ctx, figures);
     record_polls(ctx, figures, watched);
     record_logins(ctx, figures);
+}
+
+/// The pictures of a run: how long session lookups took, alone and while
+/// people logged in, and how long a login held the service's workers
+/// against what one password check costs.
+pub fn record_plots(ctx: &RunContext, driven: &Driven<'_>, figures: &Figures) {
+    let took = |outcome: &LookupOutcome| -> Vec<[f64; 2]> {
+        outcome
+            .records
+            .iter()
+            .filter_map(|record| match &record.result {
+                Ok((_, Some(_), took)) => Some([record.index as f64, ms(*took)]),
+                _ => None,
+            })
+            .collect()
+    };
+    if let Some((alone, _)) = driven.alone {
+        ctx.series("lookup_ms_alone", took(alone));
+    }
+    ctx.series("lookup_ms_under_logins", took(driven.under_logins));
+    ctx.plot(
+        Plot::new(
+            "lookups",
+            PlotKind::Histogram,
+            "How long a session lookup took",
+        )
+        .x("latency", "ms")
+        .log_x()
+        .line("lookup_ms_alone", "page views alone")
+        .line("lookup_ms_under_logins", "page views while people log in"),
+    );
+    let held = figures.held_per_login_ms().unwrap_or(0.0);
+    ctx.series("held_per_login_ms", [[0.0, held.max(0.01)]]);
+    ctx.series("check_cpu_ms", [[0.0, figures.cpu.check_ms]]);
+    ctx.plot(
+        Plot::new(
+            "held",
+            PlotKind::Bars,
+            "The service's workers, per login that checked a hash",
+        )
+        .x("", "")
+        .y("time", "ms")
+        .categories(["per login"])
+        .line(
+            "held_per_login_ms",
+            "workers held, beyond the page views' need",
+        )
+        .line("check_cpu_ms", "one password check's CPU time")
+        .bound(HELD_SHARE_MAX * figures.cpu.check_ms, "bound: half a check"),
+    );
 }
 
 fn record_metrics(ctx: &RunContext, figures: &Figures, watched: &Watched) {

@@ -133,6 +133,7 @@ pub async fn run_service(ctx: &RunContext, code: Code) -> Result<Figures> {
     };
     let figures = probes::figures(code, &driven, sessions, check_cpu, &watched);
     probes::record(ctx, &figures, &watched);
+    probes::record_plots(ctx, &driven, &figures);
     drop(service);
     Ok(figures)
 }
