@@ -15,7 +15,7 @@
 //!
 //! ## The contract
 //!
-//! Whatever the code looks like, a run of four replica processes, sixteen
+//! Whatever the code looks like, a run of four replica processes, twelve
 //! shoppers each, must still (checked in [`verdict`] from evidence the
 //! variant cannot forge):
 //!

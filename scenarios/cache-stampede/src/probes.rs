@@ -261,6 +261,7 @@ pub struct Look {
 
 /// The sampler that looks at the servers while the replicas serve.
 pub struct Watch {
+    first: (SystemTime, Look),
     sampler: Sampler<Option<(SystemTime, Look)>>,
 }
 
@@ -283,12 +284,15 @@ impl Watch {
         };
         let (database, redis, progress) =
             (database.clone(), redis.clone(), Arc::clone(ctx.progress()));
-        // Open before the traffic, so that the first look is not late.
+        // Open and look once before the traffic: its first look is the
+        // count the traffic's work grows from.
         let connections = (
             database.probe_connection().await?,
             redis.probe_connection().await?,
         );
         let probes: Probes = Arc::new(AsyncMutex::new(Some(connections)));
+        let first = look(&database, &redis, &probes, blocks).await?;
+        let first = (SystemTime::now(), first);
         let sampler = sample_every(every, move || {
             let (database, redis, progress, probes) = (
                 database.clone(),
@@ -304,17 +308,13 @@ impl Watch {
                 Some((SystemTime::now(), look))
             }
         });
-        Ok(Watch { sampler })
+        Ok(Watch { first, sampler })
     }
 
     /// Stops looking; the looks' times are counted from `start`, the traffic's.
     pub async fn stop(self, start: SystemTime) -> Watched {
-        let looks = self
-            .sampler
-            .stop()
-            .await
-            .into_iter()
-            .flat_map(|sample| sample.value);
+        let sampled = self.sampler.stop().await.into_iter();
+        let looks = std::iter::once(self.first).chain(sampled.flat_map(|sample| sample.value));
         Watched {
             looks: looks
                 .map(|(at, look)| Look {
@@ -322,6 +322,7 @@ impl Watch {
                     ..look
                 })
                 .collect(),
+            baseline: 0.0,
         }
     }
 }
@@ -358,8 +359,7 @@ async fn read_look(
     let running = ActivityRow::read(pg)
         .await?
         .iter()
-        // The run's own commit of new sales is not a computation.
-        .filter(|row| row.state.as_deref() == Some("active") && row.query != NEW_SALES_SQL)
+        .filter(|row| is_working(row))
         .count() as i64;
     let totals = StatementTotals::read(pg).await?;
     let info: String = redis::cmd("INFO")
@@ -383,11 +383,25 @@ async fn read_look(
     })
 }
 
+/// Whether a backend is doing work: running a statement, not waiting for a
+/// lock (a caller queueing behind another's computation is not computing),
+/// and not the run's own commit of new sales.
+fn is_working(row: &ActivityRow) -> bool {
+    let waiting_for_a_lock = row
+        .wait_event
+        .as_deref()
+        .is_some_and(|event| event.starts_with("Lock/"));
+    row.state.as_deref() == Some("active") && !waiting_for_a_lock && row.query != NEW_SALES_SQL
+}
+
 /// What the watch saw.
 #[derive(Clone, Debug, Default)]
 pub struct Watched {
     /// Every look, oldest first.
     pub looks: Vec<Look>,
+    /// The count of computations at the traffic's start (the run's own
+    /// request before it included), which the traffic's work grows from.
+    pub baseline: f64,
 }
 
 impl Watched {
@@ -400,18 +414,17 @@ impl Watched {
             .unwrap_or(0)
     }
 
-    /// Bursts of the database's work between quiet spells: runs of looks
-    /// that saw a backend running or the count of computations grown. A
-    /// count at the end (`last`) grown past the last look's adds to the
-    /// last burst, or makes one.
+    /// Bursts of the database's work between quiet spells during the
+    /// traffic: runs of looks that saw a backend at work or the count of
+    /// computations grown. The count grows from [`Watched::baseline`] (looks
+    /// before the start do not count); a count at the end (`last`) grown
+    /// past the last look's adds to the last burst, or makes one.
     pub fn bursts(&self, last: f64) -> usize {
-        let mut previous = 0.0;
+        let mut previous = self.baseline;
         let mut busy_before = false;
         let mut bursts = 0;
-        let ends = self
-            .looks
-            .iter()
-            .map(|look| (look.running, look.computations));
+        let during = self.looks.iter().skip_while(|look| look.at_ms < 0.0);
+        let ends = during.map(|look| (look.running, look.computations));
         for (running, computations) in ends.chain([(0, last)]) {
             let busy = running > 0 || computations >= previous + 0.5;
             if busy && !busy_before {
@@ -445,12 +458,11 @@ impl Watched {
         };
         (0..periods)
             .map(|period| {
-                let from = if period == 0 {
-                    f64::MIN
-                } else {
-                    period as f64 * ttl_ms
+                let from = match period {
+                    0 => self.baseline,
+                    _ => self.computations_by(period as f64 * ttl_ms),
                 };
-                (self.computations_by(end(period)) - self.computations_by(from)).round()
+                (self.computations_by(end(period)) - from).max(0.0).round()
             })
             .collect()
     }
@@ -497,6 +509,7 @@ mod tests {
     #[test]
     fn computations_are_counted_per_ttl_period_from_the_looks() {
         let watched = Watched {
+            baseline: 0.0,
             looks: vec![
                 look(-20.0, 0.0, 0),
                 look(10.0, 0.0, 3),
@@ -508,6 +521,12 @@ mod tests {
             ],
         };
         assert_eq!(watched.per_period(250.0, 750.0), vec![4.0, 5.0, 1.0]);
+        // The run's own request before the start is not the traffic's.
+        let warmed = Watched {
+            baseline: 1.0,
+            ..watched.clone()
+        };
+        assert_eq!(warmed.per_period(250.0, 750.0), vec![3.0, 5.0, 1.0]);
         assert_eq!(watched.peak_concurrent(), 3);
         assert_eq!(Watched::default().per_period(250.0, 500.0), vec![0.0, 0.0]);
         assert_eq!(Watched::default().peak_concurrent(), 0);
@@ -516,6 +535,7 @@ mod tests {
     #[test]
     fn bursts_are_busy_looks_between_quiet_ones() {
         let watched = Watched {
+            baseline: 0.0,
             looks: vec![
                 look(0.0, 0.0, 0),
                 look(25.0, 0.0, 4),
@@ -533,11 +553,48 @@ mod tests {
         assert_eq!(watched.bursts(6.0), 3);
         let quiet_end = Watched {
             looks: watched.looks[..5].to_vec(),
+            baseline: 0.0,
         };
         assert_eq!(quiet_end.bursts(4.0), 1);
         assert_eq!(quiet_end.bursts(5.0), 2);
         assert_eq!(Watched::default().bursts(0.0), 0);
         assert_eq!(Watched::default().bursts(1.0), 1);
+        // Work before the start (the run's own request) is no burst of the traffic's.
+        let mut started_late = watched.clone();
+        for look in &mut started_late.looks {
+            look.at_ms -= 80.0;
+        }
+        started_late.baseline = 4.0;
+        assert_eq!(started_late.bursts(5.0), 2);
+    }
+
+    #[test]
+    fn backends_waiting_for_a_lock_or_idle_are_not_working() {
+        let row = |state: &str, wait_event: Option<&str>, query: &str| ActivityRow {
+            pid: 1,
+            state: Some(state.to_owned()),
+            wait_event: wait_event.map(str::to_owned),
+            transaction_ms: None,
+            state_ms: None,
+            query: query.to_owned(),
+        };
+        assert!(is_working(&row("active", None, BEST_SELLERS_SQL)));
+        assert!(is_working(&row(
+            "active",
+            Some("IO/DataFileRead"),
+            BEST_SELLERS_SQL
+        )));
+        assert!(!is_working(&row(
+            "active",
+            Some("Lock/advisory"),
+            "SELECT pg_advisory_xact_lock($1)"
+        )));
+        assert!(!is_working(&row(
+            "idle",
+            Some("Client/ClientRead"),
+            BEST_SELLERS_SQL
+        )));
+        assert!(!is_working(&row("active", None, NEW_SALES_SQL)));
     }
 
     #[test]

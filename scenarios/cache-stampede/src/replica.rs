@@ -253,22 +253,30 @@ async fn wait_for_go(replica: usize) -> std::result::Result<(Instant, Option<Str
         .await
         .map_err(|error| error.to_string())?;
     let mut conn = barrier.get().await.map_err(|error| error.to_string())?;
-    let said: redis::RedisResult<Option<(String, String)>> = async {
+    let since = Instant::now();
+    let said: redis::RedisResult<bool> = async {
         let _: i64 = redis::cmd("RPUSH")
             .arg(READY_KEY)
             .arg(replica)
             .query_async(&mut *conn)
             .await?;
-        redis::cmd("BLPOP")
-            .arg(GO_KEY)
-            .arg(BARRIER_LIMIT.as_secs())
-            .query_async(&mut *conn)
-            .await
+        // Short blocking pops: a connection gives up on a reply after 500 ms.
+        while since.elapsed() < BARRIER_LIMIT {
+            let go: Option<(String, String)> = redis::cmd("BLPOP")
+                .arg(GO_KEY)
+                .arg(0.1)
+                .query_async(&mut *conn)
+                .await?;
+            if go.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
     .await;
     let late = match said {
-        Ok(Some(_)) => None,
-        Ok(None) => Some(format!(
+        Ok(true) => None,
+        Ok(false) => Some(format!(
             "started without the run's go, after waiting {} s",
             BARRIER_LIMIT.as_secs()
         )),

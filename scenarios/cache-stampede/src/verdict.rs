@@ -277,7 +277,7 @@ fn computation_problems(figures: &Figures) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// A healthy run: 4 replicas × 16 shoppers, 6 expiries, 6 computations,
+    /// A healthy run: 4 replicas × 16 shoppers, 5 expiries, 5 computations,
     /// the new sales shown 270 ms after their commit.
     fn healthy() -> Figures {
         Figures {

@@ -1,7 +1,7 @@
-//! The load: four replica processes of the storefront, sixteen shoppers
-//! each, asking for the best sellers every 20 ms or so for 1.2 s, while the
-//! report's 200 ms TTL runs out about six times; 0.25 s in, new sales are
-//! committed behind the storefront's back.
+//! The load: four replica processes of the storefront, twelve shoppers
+//! each, asking for the best sellers every 20 ms or so for a second, while
+//! the report's 200 ms TTL runs out four or five times; 0.2 s in, new sales
+//! are committed behind the storefront's back.
 //!
 //! The run drives *replica processes* with [`RunContext::drive`] (so the
 //! harness's `requests_*` figures count replica processes); each replica
@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use debuglab_harness::guard::Monitor;
-use debuglab_harness::postgres::RunDatabase;
+use debuglab_harness::postgres::{RunDatabase, StatementTotals};
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::replica::{self as harness_replica, ReplicaOutcome, ReplicaSpec};
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
@@ -30,17 +30,17 @@ use crate::{CacheConfig, Code, SALES};
 /// Replica processes serving at once.
 pub const REPLICAS: usize = 4;
 /// Shoppers per replica, each one request at a time.
-pub const CLIENTS: usize = 16;
+pub const CLIENTS: usize = 12;
 /// A shopper's pause between requests, on average.
 pub const THINK: Duration = Duration::from_millis(20);
 /// The storefront's configuration: the report's TTL.
 pub const CONFIG: CacheConfig = CacheConfig {
     ttl: Duration::from_millis(200),
 };
-/// How long the traffic lasts in an ordinary run: six TTLs.
-pub const TRAFFIC: Duration = Duration::from_millis(1200);
+/// How long the traffic lasts in an ordinary run: five TTLs.
+pub const TRAFFIC: Duration = Duration::from_millis(1000);
 /// When the new sales are committed, after the traffic's start.
-pub const SALES_AT: Duration = Duration::from_millis(250);
+pub const SALES_AT: Duration = Duration::from_millis(200);
 /// Time for the replica processes to start and open their pools before the
 /// traffic (one that starts late serves the rest of it).
 pub const STARTUP: Duration = Duration::from_millis(350);
@@ -92,7 +92,7 @@ pub struct Plan {
     pub barrier: bool,
 }
 
-/// The scenario's load: 4 replicas × 16 shoppers for 1.2 s, sales at 0.25 s.
+/// The scenario's load: 4 replicas × 12 shoppers for 1 s, sales at 0.2 s.
 pub fn standard_plan(seed: u64) -> Plan {
     Plan {
         replicas: REPLICAS,
@@ -179,13 +179,15 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
             detail: "this PostgreSQL server does not load pg_stat_statements, which the run needs to count the report's computations".to_owned(),
         });
     }
-    let expected = probes::expected_reports(&database).await?;
     let plan = if ctx.is_live() {
         live_plan(ctx.seed())
     } else {
         standard_plan(ctx.seed())
     };
-    let asker = Asker::new(&database, &redis, code.ask, plan.ttl).await?;
+    let (expected, asker) = tokio::try_join!(
+        probes::expected_reports(&database),
+        Asker::new(&database, &redis, code.ask, plan.ttl),
+    )?;
     let urls = (database.url(), redis.url());
     let (runs, conducted) = tokio::join!(
         drive_replicas(ctx, code.name, &plan, &expected, urls),
@@ -194,22 +196,30 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     let Conducted {
         start,
         watch,
+        at_start,
         changed_at_ms,
     } = conducted?;
     let stopped = Instant::now();
-    // PostgreSQL's count first: the check after the traffic computes too.
+    // The watch first (it would see the next probe at work), then
+    // PostgreSQL's count (before the check after the traffic computes).
+    let mut watched = watch.stop(start).await;
     let totals = database.statement_totals().await?;
-    let watched = watch.stop(start).await;
     let mut figures = tally(&plan, &runs);
     figures.traffic_ms = match ctx.is_live() {
         true => probes::millis_since(start),
         false => plan.traffic.as_secs_f64() * 1000.0,
     };
-    let computations = (totals.shared_blocks as f64 / expected.blocks.max(1) as f64).round();
+    // In computations since the statistics were reset, as the watch counts.
+    let blocks = expected.blocks.max(1) as f64;
+    let (since_reset, before) = (
+        totals.shared_blocks as f64 / blocks,
+        at_start.shared_blocks as f64 / blocks,
+    );
+    watched.baseline = before;
     figures.computations = Computations {
-        computations,
+        computations: (since_reset - before).round(),
         mean_ms: probes::computation_ms(&database, expected.blocks).await?,
-        expiries: watched.bursts(computations) as f64,
+        expiries: watched.bursts(since_reset) as f64,
         peak_concurrent: watched.peak_concurrent(),
     };
     let answered = answers(&runs);
@@ -226,17 +236,19 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     Ok(figures)
 }
 
-/// What the run's conductor set going: the traffic's start, the watch, and
-/// when the new sales were committed (ms after the start), if they were.
+/// What the run's conductor set going: the traffic's start, the watch, the
+/// run database's statement totals at the start, and when the new sales
+/// were committed (ms after the start), if they were.
 struct Conducted {
     start: SystemTime,
     watch: Watch,
+    at_start: StatementTotals,
     changed_at_ms: Option<f64>,
 }
 
-/// The run's side of the traffic: waits until every replica is ready, puts
-/// the report in the cache as a running storefront would have, says go,
-/// watches, and commits the new sales on time.
+/// The run's side of the traffic: waits until every replica is ready,
+/// starts watching, puts the report in the cache as a storefront that has
+/// been up for a while would have, says go, and commits the new sales on time.
 async fn conduct(
     ctx: &RunContext,
     database: &RunDatabase,
@@ -255,7 +267,9 @@ async fn conduct(
             ));
         }
     }
-    // The storefront has been up for a while: the report is in the cache.
+    database.reset_statement_stats().await?;
+    let watch = Watch::start(ctx, database, redis, expected.blocks).await?;
+    // Right before the start, so that the report is in the cache when it comes.
     let warmed = asker.ask(ctx, expected).await;
     // Before the new sales, the report without them is the right one.
     if warmed != crate::verdict::Seen::Stale {
@@ -263,8 +277,7 @@ async fn conduct(
             "the report asked for before the traffic, to have it in the cache, was not the database's: {warmed:?}"
         ));
     }
-    database.reset_statement_stats().await?;
-    let watch = Watch::start(ctx, database, redis, expected.blocks).await?;
+    let at_start = database.statement_totals().await?;
     let start = match plan.barrier {
         true => SystemTime::now(),
         false => SystemTime::now() + STARTUP,
@@ -279,6 +292,7 @@ async fn conduct(
     Ok(Conducted {
         start,
         watch,
+        at_start,
         changed_at_ms,
     })
 }
@@ -587,6 +601,6 @@ mod tests {
             ..Expected::default()
         };
         let args = plan.replica_args("fixed", 3, start, &expected).join(" ");
-        assert_eq!(args, "--code fixed --replica 3 --clients 16 --start-unix-ms 1700000000123 --serve-ms 1200 --think-ms 20 --ttl-ms 200 --before 11 --after 22 --seed 7 --barrier");
+        assert_eq!(args, "--code fixed --replica 3 --clients 12 --start-unix-ms 1700000000123 --serve-ms 1000 --think-ms 20 --ttl-ms 200 --before 11 --after 22 --seed 7 --barrier");
     }
 }

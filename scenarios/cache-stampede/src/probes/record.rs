@@ -81,7 +81,7 @@ pub fn record(
             .join(", ")
     ));
     ctx.evidence(format!(
-        "pg_stat_activity, every {} ms: up to {} backends of the run's database running at once ({} replicas × {} connections in their pools)",
+        "pg_stat_activity, every {} ms: up to {} backends of the run's database at work at once, running a statement rather than waiting for a lock ({} replicas × {} connections in their pools)",
         super::LOOK_EVERY.as_millis(),
         watched.peak_concurrent(),
         plan.replicas,
@@ -197,9 +197,12 @@ fn record_series(
         ),
     );
     let looks = watched.looks.iter().filter(|look| look.at_ms >= 0.0);
+    let baseline = watched.baseline;
     ctx.series(
         "computations_so_far",
-        looks.clone().map(|look| [look.at_ms, look.computations]),
+        looks
+            .clone()
+            .map(|look| [look.at_ms, (look.computations - baseline).max(0.0)]),
     );
     ctx.plot(
         Plot::new(
