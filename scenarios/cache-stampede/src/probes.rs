@@ -302,7 +302,7 @@ impl Watch {
             );
             async move {
                 let look = look(&database, &redis, &probes, blocks).await.ok()?;
-                progress.gauge("computations", look.computations);
+                progress.gauge("computations", look.computations.round());
                 progress.gauge("running_now", look.running as f64);
                 progress.gauge("keyspace_misses", look.misses as f64);
                 Some((SystemTime::now(), look))

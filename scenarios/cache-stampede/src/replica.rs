@@ -4,9 +4,9 @@
 //! took, and prints its [`ReplicaReport`] as its last line of output.
 //!
 //! The recording is the scenario's side of the process: the variant only
-//! answers `best_sellers()`; which report an answer is (the one before the
-//! new sales, the one after, or neither) is decided here, from the
-//! fingerprints the run computed on its own connection.
+//! answers `best_sellers()`; each answer is recorded by its fingerprint, and
+//! the run tells which report it is (the one before the new sales, the one
+//! after, or neither) from the reports it computed on its own connection.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::workload::{DB_POOL, REDIS_POOL};
-use crate::{fingerprint, BestSellers, CacheConfig, Code, ServiceError, StorefrontApi};
+use crate::{fingerprint, CacheConfig, Code, StorefrontApi};
 
 /// How long past the end of the traffic a request may still be waiting
 /// before it is cut off and counted as hung.
@@ -39,10 +39,34 @@ pub enum Answer {
     Failed,
 }
 
-/// One answered request: when it began (ms after the traffic's start), how
-/// long it took (ms), and what it got.
+/// One answered request, as the run judges it: when it began (ms after the
+/// traffic's start), how long it took (ms), and what it got.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Answered(pub f64, pub f64, pub Answer);
+
+/// One answered request, as a replica records it: when it began (ms after
+/// the traffic's start), how long it took (ms), and the [`fingerprint`] of
+/// the report it got (`None`: an error).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response(pub f64, pub f64, pub Option<u64>);
+
+impl Response {
+    /// How long it took, in ms.
+    pub fn latency_ms(&self) -> f64 {
+        self.1
+    }
+
+    /// The request judged against the reports `before` and `after` the new sales.
+    pub fn judged(&self, before: u64, after: u64) -> Answered {
+        let answer = match self.2 {
+            None => Answer::Failed,
+            Some(print) if print == after => Answer::After,
+            Some(print) if print == before => Answer::Before,
+            Some(_) => Answer::Wrong,
+        };
+        Answered(self.0, self.1, answer)
+    }
+}
 
 impl Answered {
     /// When the request began, in ms after the traffic's start.
@@ -89,12 +113,6 @@ pub struct ReplicaArgs {
     /// The report's TTL, in ms (the app's configuration).
     #[arg(long)]
     pub ttl_ms: u64,
-    /// The fingerprint of the report before the new sales.
-    #[arg(long)]
-    pub before: u64,
-    /// The fingerprint of the report with the new sales.
-    #[arg(long)]
-    pub after: u64,
     /// Seed of the pauses.
     #[arg(long)]
     pub seed: u64,
@@ -120,7 +138,7 @@ const BARRIER_POOL: debuglab_harness::PoolSettings = debuglab_harness::PoolSetti
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Served {
     /// Every answered request.
-    pub answered: Vec<Answered>,
+    pub responses: Vec<Response>,
     /// The first error a shopper got, if any.
     pub first_error: Option<String>,
     /// Requests still waiting at the cut-off (one per shopper at most).
@@ -373,14 +391,14 @@ impl Shopper {
             let answer = storefront.best_sellers().await;
             let latency = began.elapsed();
             let at = began.saturating_duration_since(self.start);
-            let answered = Answered(
+            let response = Response(
                 round_tenth(at.as_secs_f64() * 1000.0),
                 round_tenth(latency.as_secs_f64() * 1000.0),
-                self.classify(&answer),
+                answer.as_ref().ok().map(fingerprint),
             );
             {
                 let mut book = lock(&book);
-                book.answered.push(answered);
+                book.responses.push(response);
                 if let Err(error) = &answer {
                     book.first_error.get_or_insert_with(|| error.to_string());
                 }
@@ -391,17 +409,6 @@ impl Shopper {
             request += 1;
         }
         Ok(())
-    }
-
-    fn classify(&self, answer: &std::result::Result<BestSellers, ServiceError>) -> Answer {
-        match answer {
-            Err(_) => Answer::Failed,
-            Ok(report) => match fingerprint(report) {
-                print if print == self.args.after => Answer::After,
-                print if print == self.args.before => Answer::Before,
-                _ => Answer::Wrong,
-            },
-        }
     }
 }
 

@@ -119,13 +119,7 @@ pub fn live_plan(seed: u64) -> Plan {
 impl Plan {
     /// The arguments of replica process `replica` running the code called
     /// `code`, its traffic starting at `start`.
-    pub fn replica_args(
-        &self,
-        code: &str,
-        replica: usize,
-        start: SystemTime,
-        expected: &Expected,
-    ) -> Vec<String> {
+    pub fn replica_args(&self, code: &str, replica: usize, start: SystemTime) -> Vec<String> {
         let start_ms = start
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -138,8 +132,6 @@ impl Plan {
             ("--serve-ms", self.traffic.as_millis().to_string()),
             ("--think-ms", self.think.as_millis().to_string()),
             ("--ttl-ms", self.ttl.as_millis().to_string()),
-            ("--before", expected.before.to_string()),
-            ("--after", expected.after.to_string()),
             ("--seed", self.seed.to_string()),
         ]
         .into_iter()
@@ -184,16 +176,15 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     } else {
         standard_plan(ctx.seed())
     };
-    let (expected, asker) = tokio::try_join!(
-        probes::expected_reports(&database),
-        Asker::new(&database, &redis, code.ask, plan.ttl),
-    )?;
     let urls = (database.url(), redis.url());
+    // The replicas start up while the run works out what to expect of them.
     let (runs, conducted) = tokio::join!(
-        drive_replicas(ctx, code.name, &plan, &expected, urls),
-        conduct(ctx, &database, &redis, &plan, &expected, &asker),
+        drive_replicas(ctx, code.name, &plan, urls),
+        conduct(ctx, &database, &redis, &plan, code),
     );
     let Conducted {
+        expected,
+        asker,
         start,
         watch,
         at_start,
@@ -204,7 +195,8 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     // PostgreSQL's count (before the check after the traffic computes).
     let mut watched = watch.stop(start).await;
     let totals = database.statement_totals().await?;
-    let mut figures = tally(&plan, &runs);
+    let answered = answers(&runs, &expected);
+    let mut figures = tally(&plan, &runs, &answered);
     figures.traffic_ms = match ctx.is_live() {
         true => probes::millis_since(start),
         false => plan.traffic.as_secs_f64() * 1000.0,
@@ -222,7 +214,6 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
         expiries: watched.bursts(since_reset) as f64,
         peak_concurrent: watched.peak_concurrent(),
     };
-    let answered = answers(&runs);
     probes::record_stores(ctx, &database, &redis, &expected, totals).await;
     if let Some(changed_at_ms) = changed_at_ms {
         let mut fresh = freshness(&answered, changed_at_ms, plan.ttl);
@@ -236,27 +227,34 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     Ok(figures)
 }
 
-/// What the run's conductor set going: the traffic's start, the watch, the
-/// run database's statement totals at the start, and when the new sales
-/// were committed (ms after the start), if they were.
+/// What the run's conductor set going: the reports it expects, its own
+/// storefront, the traffic's start, the watch, the run database's statement
+/// totals at the start, and when the new sales were committed (ms after the
+/// start), if they were.
 struct Conducted {
+    expected: Expected,
+    asker: Asker,
     start: SystemTime,
     watch: Watch,
     at_start: StatementTotals,
     changed_at_ms: Option<f64>,
 }
 
-/// The run's side of the traffic: waits until every replica is ready,
-/// starts watching, puts the report in the cache as a storefront that has
-/// been up for a while would have, says go, and commits the new sales on time.
+/// The run's side of the traffic: works out the reports to expect, waits
+/// until every replica is ready, starts watching, puts the report in the
+/// cache as a storefront that has been up for a while would have, says go,
+/// and commits the new sales on time.
 async fn conduct(
     ctx: &RunContext,
     database: &RunDatabase,
     redis: &RunRedis,
     plan: &Plan,
-    expected: &Expected,
-    asker: &Asker,
+    code: Code,
 ) -> Result<Conducted> {
+    let (expected, asker) = tokio::try_join!(
+        probes::expected_reports(database),
+        Asker::new(database, redis, code.ask, plan.ttl),
+    )?;
     if plan.barrier {
         let ready = probes::wait_until_ready(redis, plan.replicas, READY_LIMIT).await?;
         if ready < plan.replicas {
@@ -270,7 +268,7 @@ async fn conduct(
     database.reset_statement_stats().await?;
     let watch = Watch::start(ctx, database, redis, expected.blocks).await?;
     // Right before the start, so that the report is in the cache when it comes.
-    let warmed = asker.ask(ctx, expected).await;
+    let warmed = asker.ask(ctx, &expected).await;
     // Before the new sales, the report without them is the right one.
     if warmed != crate::verdict::Seen::Stale {
         ctx.evidence(format!(
@@ -290,6 +288,8 @@ async fn conduct(
         None => None,
     };
     Ok(Conducted {
+        expected,
+        asker,
         start,
         watch,
         at_start,
@@ -303,11 +303,12 @@ pub const READY_LIMIT: Duration = Duration::from_secs(10);
 /// How long past the TTL after the last replica stopped the run asks a new storefront.
 pub const AFTER_TRAFFIC_MARGIN: Duration = Duration::from_millis(50);
 
-/// Every answer of every replica.
-fn answers(runs: &[ReplicaRun]) -> Vec<Answered> {
+/// Every answer of every replica, judged against the `expected` reports.
+fn answers(runs: &[ReplicaRun], expected: &Expected) -> Vec<Answered> {
     runs.iter()
         .filter_map(|(_, run)| run.as_ref().ok()?.report.as_ref())
-        .flat_map(|report| report.served.answered.iter().copied())
+        .flat_map(|report| report.served.responses.iter())
+        .map(|response| response.judged(expected.before, expected.after))
         .collect()
 }
 
@@ -317,7 +318,6 @@ async fn drive_replicas(
     ctx: &RunContext,
     code: &'static str,
     plan: &Plan,
-    expected: &Expected,
     urls: (String, String),
 ) -> Vec<ReplicaRun> {
     let live = ctx.is_live();
@@ -330,13 +330,13 @@ async fn drive_replicas(
     } else {
         REPLICA_LIMIT.min(ctx.remaining())
     };
-    let (plan, expected) = (*plan, expected.clone());
+    let plan = *plan;
     let outcome = {
         let monitor = monitor.clone();
         ctx.drive("replica processes", WORKLOAD, move |index| {
             // Without the barrier (a live run's batches), a replica starts on its own.
             let start = SystemTime::now() + STARTUP;
-            let args = plan.replica_args(code, index % plan.replicas, start, &expected);
+            let args = plan.replica_args(code, index % plan.replicas, start);
             let (spec, monitor) = (spec(args, &urls), monitor.clone());
             async move {
                 let mut outcomes =
@@ -386,8 +386,9 @@ fn replica_runs(
     runs
 }
 
-/// Adds up what the replicas reported: their shoppers' answers and every failure.
-pub fn tally(plan: &Plan, runs: &[ReplicaRun]) -> Figures {
+/// Adds up what the replicas reported — their shoppers' `answered`
+/// requests, judged — and every failure.
+pub fn tally(plan: &Plan, runs: &[ReplicaRun], answered: &[Answered]) -> Figures {
     let mut figures = Figures {
         replicas: plan.replicas,
         clients: plan.clients,
@@ -417,6 +418,15 @@ pub fn tally(plan: &Plan, runs: &[ReplicaRun]) -> Figures {
         }
         if let Some(report) = &outcome.report {
             add_report(&mut figures, report);
+        }
+    }
+    let requests = &mut figures.requests;
+    requests.answered = answered.len() as u64;
+    for answered in answered {
+        match answered.answer() {
+            Answer::Failed => requests.failed += 1,
+            Answer::Wrong => requests.wrong += 1,
+            Answer::Before | Answer::After => {}
         }
     }
     figures.pool_problems.sort();
@@ -455,14 +465,6 @@ fn failure_of(name: &str, outcome: &ReplicaOutcome<ReplicaReport>) -> Option<Str
 fn add_report(figures: &mut Figures, report: &ReplicaReport) {
     let requests: &mut Requests = &mut figures.requests;
     let served = &report.served;
-    requests.answered += served.answered.len() as u64;
-    for answered in &served.answered {
-        match answered.answer() {
-            Answer::Failed => requests.failed += 1,
-            Answer::Wrong => requests.wrong += 1,
-            Answer::Before | Answer::After => {}
-        }
-    }
     requests.hung += served.hung as u64;
     if requests.first_error.is_none() {
         requests.first_error.clone_from(&served.first_error);
@@ -493,7 +495,7 @@ pub async fn simulate(
     let start = SystemTime::now() + STARTUP;
     let urls = (database.url(), redis.url());
     let specs = (0..plan.replicas)
-        .map(|replica| spec(plan.replica_args(code, replica, start, &expected), &urls))
+        .map(|replica| spec(plan.replica_args(code, replica, start), &urls))
         .collect();
     let outcomes = harness_replica::run_replicas::<ReplicaReport>(specs, limit).await?;
     let runs: Vec<ReplicaRun> = outcomes
@@ -503,7 +505,7 @@ pub async fn simulate(
         .collect();
     let totals = database.statement_totals().await?;
     let mean_ms = probes::computation_ms(database, expected.blocks).await?;
-    let mut figures = tally(&plan, &runs);
+    let mut figures = tally(&plan, &runs, &answers(&runs, &expected));
     figures.traffic_ms = plan.traffic.as_secs_f64() * 1000.0;
     figures.computations = Computations {
         computations: (totals.shared_blocks as f64 / expected.blocks.max(1) as f64).round(),
@@ -595,12 +597,7 @@ mod tests {
     fn replica_arguments_carry_the_plan_and_the_fingerprints() {
         let plan = standard_plan(7);
         let start = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let expected = Expected {
-            before: 11,
-            after: 22,
-            ..Expected::default()
-        };
-        let args = plan.replica_args("fixed", 3, start, &expected).join(" ");
-        assert_eq!(args, "--code fixed --replica 3 --clients 12 --start-unix-ms 1700000000123 --serve-ms 1000 --think-ms 20 --ttl-ms 200 --before 11 --after 22 --seed 7 --barrier");
+        let args = plan.replica_args("fixed", 3, start).join(" ");
+        assert_eq!(args, "--code fixed --replica 3 --clients 12 --start-unix-ms 1700000000123 --serve-ms 1000 --think-ms 20 --ttl-ms 200 --seed 7 --barrier");
     }
 }

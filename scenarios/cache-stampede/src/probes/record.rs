@@ -7,7 +7,7 @@ use debuglab_harness::report::grouped;
 use debuglab_harness::{Plot, PlotKind, RunContext};
 
 use super::{percentile, Expected, Watched};
-use crate::replica::{Answer, Answered};
+use crate::replica::{Answer, Answered, Response};
 use crate::verdict::{Figures, Seen, MAX_COMPUTATIONS_PER_EXPIRY};
 use crate::workload::{Plan, ReplicaRun, DB_POOL};
 
@@ -45,17 +45,11 @@ pub fn record(
         else {
             continue;
         };
-        let latencies: Vec<f64> = report
-            .served
-            .answered
+        let responses = &report.served.responses;
+        let latencies: Vec<f64> = responses.iter().map(Response::latency_ms).collect();
+        let failed = responses
             .iter()
-            .map(Answered::latency_ms)
-            .collect();
-        let failed = report
-            .served
-            .answered
-            .iter()
-            .filter(|a| a.answer() == Answer::Failed)
+            .filter(|response| response.2.is_none())
             .count();
         let ready = report.served.ready_ms;
         ctx.evidence(format!(
@@ -271,8 +265,7 @@ fn record_series(
         .y(&format!("latency per {WINDOW_MS:.0} ms of requests"), "ms")
         .log_y()
         .line("latency_slowest", "slowest")
-        .line("latency_median", "median")
-        .bound(ttl, "TTL"),
+        .line("latency_median", "median"),
     );
     if let Some(freshness) = &figures.freshness {
         ctx.series(

@@ -17,7 +17,7 @@ fn fixed_replicas_answer_right_and_compute_once_per_expiry() {
     use_replica_program();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut runner = TestRunner::new(Config {
-        cases: 4,
+        cases: 3,
         ..Config::default()
     });
     let plans = (
@@ -32,7 +32,7 @@ fn fixed_replicas_answer_right_and_compute_once_per_expiry() {
             clients,
             think: Duration::from_millis(think_ms),
             ttl: Duration::from_millis(ttl_ms),
-            traffic: Duration::from_millis(600),
+            traffic: Duration::from_millis(500),
             sales_at: None,
             seed,
             barrier: false,
