@@ -405,13 +405,17 @@ pub struct Watched {
 }
 
 impl Watched {
-    /// The most backends seen running at once.
+    /// The looks from the traffic's start on (and the last one before it).
+    fn during(&self) -> &[Look] {
+        let first = self.looks.iter().position(|look| look.at_ms >= 0.0);
+        let from = first.map_or(self.looks.len(), |first| first.saturating_sub(1));
+        &self.looks[from..]
+    }
+
+    /// The most backends seen at work at once during the traffic.
     pub fn peak_concurrent(&self) -> i64 {
-        self.looks
-            .iter()
-            .map(|look| look.running)
-            .max()
-            .unwrap_or(0)
+        let during = self.looks.iter().filter(|look| look.at_ms >= 0.0);
+        during.map(|look| look.running).max().unwrap_or(0)
     }
 
     /// Bursts of the database's work between quiet spells during the
@@ -467,9 +471,11 @@ impl Watched {
             .collect()
     }
 
-    /// Redis keyspace hits and misses from the first look to the last.
+    /// Redis keyspace hits and misses from the traffic's start (the last
+    /// look before it) to the last look.
     pub fn keyspace(&self) -> (i64, i64) {
-        match (self.looks.first(), self.looks.last()) {
+        let during = self.during();
+        match (during.first(), during.last()) {
             (Some(first), Some(last)) => (last.hits - first.hits, last.misses - first.misses),
             _ => (0, 0),
         }
@@ -487,7 +493,7 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-pub use record::{record, record_stores};
+pub use record::{record, record_after_traffic, record_stores};
 
 mod record;
 
@@ -595,6 +601,36 @@ mod tests {
             BEST_SELLERS_SQL
         )));
         assert!(!is_working(&row("active", None, NEW_SALES_SQL)));
+    }
+
+    #[test]
+    fn keyspace_and_peaks_count_from_the_start() {
+        let at = |at_ms: f64, misses: i64, running: i64| Look {
+            at_ms,
+            misses,
+            hits: 2 * misses,
+            running,
+            ..Look::default()
+        };
+        let watched = Watched {
+            looks: vec![
+                at(-50.0, 10, 5),
+                at(-10.0, 12, 0),
+                at(30.0, 40, 2),
+                at(60.0, 41, 1),
+            ],
+            baseline: 0.0,
+        };
+        assert_eq!(watched.keyspace(), (58, 29));
+        assert_eq!(watched.peak_concurrent(), 2);
+        let before_only = Watched {
+            looks: watched.looks[..2].to_vec(),
+            baseline: 0.0,
+        };
+        assert_eq!(
+            (before_only.keyspace(), before_only.peak_concurrent()),
+            ((0, 0), 0)
+        );
     }
 
     #[test]

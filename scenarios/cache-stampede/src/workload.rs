@@ -214,16 +214,18 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
         expiries: watched.bursts(since_reset) as f64,
         peak_concurrent: watched.peak_concurrent(),
     };
+    figures.freshness = changed_at_ms.map(|at| freshness(&answered, at, plan.ttl));
+    probes::record(ctx, &plan, &figures, &answered, &watched, &runs);
     probes::record_stores(ctx, &database, &redis, &expected, totals).await;
-    if let Some(changed_at_ms) = changed_at_ms {
-        let mut fresh = freshness(&answered, changed_at_ms, plan.ttl);
+    if let Some(fresh) = &mut figures.freshness {
+        // Once the TTL has passed since the last replica stopped, no report
+        // it stored may be served any more.
         tokio::time::sleep_until(stopped + plan.ttl + AFTER_TRAFFIC_MARGIN).await;
-        fresh.after_traffic_ms = probes::millis_since(start) - changed_at_ms;
+        fresh.after_traffic_ms = probes::millis_since(start) - fresh.changed_at_ms;
         fresh.after_traffic = asker.ask(ctx, &expected).await;
-        figures.freshness = Some(fresh);
+        probes::record_after_traffic(ctx, fresh);
     }
     asker.close().await;
-    probes::record(ctx, &plan, &figures, &answered, &watched, &runs);
     Ok(figures)
 }
 
@@ -255,18 +257,22 @@ async fn conduct(
         probes::expected_reports(database),
         Asker::new(database, redis, code.ask, plan.ttl),
     )?;
-    if plan.barrier {
-        let ready = probes::wait_until_ready(redis, plan.replicas, READY_LIMIT).await?;
-        if ready < plan.replicas {
-            ctx.evidence(format!(
-                "only {ready} of {} replica processes were ready after {} s; the traffic started without the others",
-                plan.replicas,
-                READY_LIMIT.as_secs()
-            ));
+    let ready = async {
+        match plan.barrier {
+            true => probes::wait_until_ready(redis, plan.replicas, READY_LIMIT).await,
+            false => Ok(plan.replicas),
         }
+    };
+    let (ready, watch) =
+        tokio::try_join!(ready, Watch::start(ctx, database, redis, expected.blocks))?;
+    if ready < plan.replicas {
+        ctx.evidence(format!(
+            "only {ready} of {} replica processes were ready after {} s; the traffic started without the others",
+            plan.replicas,
+            READY_LIMIT.as_secs()
+        ));
     }
     database.reset_statement_stats().await?;
-    let watch = Watch::start(ctx, database, redis, expected.blocks).await?;
     // Right before the start, so that the report is in the cache when it comes.
     let warmed = asker.ask(ctx, &expected).await;
     // Before the new sales, the report without them is the right one.

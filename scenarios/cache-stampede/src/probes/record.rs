@@ -8,7 +8,7 @@ use debuglab_harness::{Plot, PlotKind, RunContext};
 
 use super::{percentile, Expected, Watched};
 use crate::replica::{Answer, Answered, Response};
-use crate::verdict::{Figures, Seen, MAX_COMPUTATIONS_PER_EXPIRY};
+use crate::verdict::{Figures, Freshness, Seen, MAX_COMPUTATIONS_PER_EXPIRY};
 use crate::workload::{Plan, ReplicaRun, DB_POOL};
 
 /// The width of the windows latencies and answers are grouped in, in ms.
@@ -100,18 +100,26 @@ pub fn record(
             freshness.stale,
             freshness.checked,
         ));
-        ctx.evidence(format!(
-            "a storefront started after the traffic, {:.0} ms after the commit, got {}",
-            freshness.after_traffic_ms,
-            match &freshness.after_traffic {
-                Seen::Fresh => "the report with the new sales".to_owned(),
-                Seen::Stale => "the report without the new sales".to_owned(),
-                Seen::Wrong => "a report that is neither".to_owned(),
-                Seen::Failed(error) => format!("no report: {error}"),
-            }
-        ));
     }
     record_series(ctx, plan, figures, answered, watched, &per_period);
+}
+
+/// Records what a storefront started after the traffic got.
+pub fn record_after_traffic(ctx: &RunContext, freshness: &Freshness) {
+    ctx.metric(
+        "stale_after_traffic",
+        f64::from(u8::from(freshness.after_traffic != Seen::Fresh)),
+    );
+    ctx.evidence(format!(
+        "a storefront started after the traffic, once the TTL had passed since the last replica stopped ({:.0} ms after the commit), got {}",
+        freshness.after_traffic_ms,
+        match &freshness.after_traffic {
+            Seen::Fresh => "the report with the new sales".to_owned(),
+            Seen::Stale => "the report without the new sales".to_owned(),
+            Seen::Wrong => "a report that is neither".to_owned(),
+            Seen::Failed(error) => format!("no report: {error}"),
+        }
+    ));
 }
 
 fn record_metrics(ctx: &RunContext, figures: &Figures, answered: &[Answered], watched: &Watched) {
@@ -149,10 +157,6 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, answered: &[Answered], wa
     }
     if let Some(freshness) = &figures.freshness {
         ctx.metric("stale_answers", freshness.stale as f64);
-        ctx.metric(
-            "stale_after_traffic",
-            f64::from(u8::from(freshness.after_traffic != Seen::Fresh)),
-        );
         ctx.metric("freshness_checked_answers", freshness.checked as f64);
         ctx.metric("sales_committed_at_ms", freshness.changed_at_ms.round());
         if let Some(ms) = freshness.old_served_for_ms {
@@ -338,7 +342,7 @@ pub async fn record_stores(
 ) {
     ctx.metric("blocks_per_computation", expected.blocks as f64);
     ctx.evidence(format!(
-        "PostgreSQL (pg_stat_statements): {} statements, {} shared blocks in the run's database; one computation of the report touches {} ({})",
+        "PostgreSQL (pg_stat_statements): {} statements executed, {} shared blocks touched in the run's database, the run's own request before the traffic included; one computation of the report touches {} ({})",
         grouped(totals.calls as f64),
         grouped(totals.shared_blocks as f64),
         grouped(expected.blocks as f64),
