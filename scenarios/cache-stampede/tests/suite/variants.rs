@@ -95,6 +95,7 @@ async fn the_reports_draw_what_their_evidence_describes() {
     let report = fixed().await;
     for (id, kind) in [
         ("computations_per_expiry", PlotKind::Bars),
+        ("computations", PlotKind::Line),
         ("running_at_once", PlotKind::Line),
         ("keyspace_misses", PlotKind::Line),
         ("latency", PlotKind::Line),
