@@ -33,8 +33,8 @@
 //!   and replicas — computations counted by PostgreSQL itself (the shared
 //!   blocks `pg_stat_statements` records for the run's database, one
 //!   computation's worth each, whatever SQL the variant sends), expiries as
-//!   the bursts of the database's work between quiet spells that the run's
-//!   looks (`pg_stat_activity`, `pg_stat_statements`, every 25 ms) see;
+//!   many as fit in the traffic at one TTL plus one computation's time each
+//!   (its mean, by `pg_stat_statements`' clock: on a busy machine, fewer);
 //! - not block its threads, nor change the pools it was given.
 //!
 //! Which shopper saw what is recorded by the scenario's side of each replica

@@ -351,12 +351,16 @@ async fn shop<S: StorefrontApi>(
         .await
     };
     let mut served = std::mem::take(&mut *lock(&book));
-    served.hung = outcome.unfinished;
+    // Shoppers cancelled when the workload was stopped did not hang: the
+    // stop, said as the shortfall, is why they did not finish.
     let shortfall = match outcome.ended {
         debuglab_harness::workload::Ended::Stopped(why) => {
             Some(format!("the workload was stopped: {why}"))
         }
-        _ => None,
+        _ => {
+            served.hung = outcome.unfinished;
+            None
+        }
     };
     (served, shortfall)
 }

@@ -24,7 +24,7 @@ use crate::probes::{self, Asker, Expected, Watch};
 use crate::replica::{Answer, Answered, ReplicaReport};
 #[cfg(test)]
 use crate::verdict::Seen;
-use crate::verdict::{Computations, Figures, Freshness, Requests, FRESHNESS_SLACK};
+use crate::verdict::{expiries, Computations, Figures, Freshness, Requests, FRESHNESS_SLACK};
 use crate::{CacheConfig, Code, SALES};
 
 /// Replica processes serving at once.
@@ -208,10 +208,12 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
         at_start.shared_blocks as f64 / blocks,
     );
     watched.baseline = before;
+    let mean_ms = probes::computation_ms(&database, expected.blocks).await?;
     figures.computations = Computations {
         computations: (since_reset - before).round(),
-        mean_ms: probes::computation_ms(&database, expected.blocks).await?,
-        expiries: watched.bursts(since_reset) as f64,
+        mean_ms,
+        expiries: expiries(figures.traffic_ms, figures.ttl_ms, mean_ms),
+        bursts: watched.bursts(since_reset),
         peak_concurrent: watched.peak_concurrent(),
     };
     figures.freshness = changed_at_ms.map(|at| freshness(&answered, at, plan.ttl));
@@ -516,8 +518,9 @@ pub async fn simulate(
     figures.computations = Computations {
         computations: (totals.shared_blocks as f64 / expected.blocks.max(1) as f64).round(),
         mean_ms,
-        // Not watched: at most one expiry per TTL, and the first fill.
-        expiries: 1.0 + figures.traffic_ms / figures.ttl_ms,
+        // Not warmed: the first fill is one more.
+        expiries: 1.0 + expiries(figures.traffic_ms, figures.ttl_ms, mean_ms),
+        bursts: 0,
         peak_concurrent: 0,
     };
     Ok(figures)

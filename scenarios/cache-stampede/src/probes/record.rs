@@ -75,11 +75,12 @@ pub fn record(
             .join(", ")
     ));
     ctx.evidence(format!(
-        "pg_stat_activity, every {} ms: up to {} backends of the run's database at work at once, running a statement rather than waiting for a lock ({} replicas × {} connections in their pools)",
+        "pg_stat_activity, every {} ms: up to {} backends of the run's database at work at once, running a statement rather than waiting for a lock ({} replicas × {} connections in their pools), in {} bursts of work between quiet spells",
         super::LOOK_EVERY.as_millis(),
         watched.peak_concurrent(),
         plan.replicas,
-        DB_POOL.max_connections
+        DB_POOL.max_connections,
+        figures.computations.bursts
     ));
     let (hits, misses) = watched.keyspace();
     ctx.evidence(format!(
@@ -127,6 +128,7 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, answered: &[Answered], wa
     ctx.metric("computations", computations.computations);
     ctx.metric("expiries", (computations.expiries * 100.0).round() / 100.0);
     ctx.metric("computation_ms", computations.mean_ms.round());
+    ctx.metric("bursts_of_work", computations.bursts as f64);
     ctx.metric(
         "computations_per_expiry",
         (computations.per_expiry() * 100.0).round() / 100.0,
@@ -211,7 +213,7 @@ fn record_series(
         .x("time since the traffic began", "ms")
         .y("computations (pg_stat_statements)", "computations")
         .line("computations_so_far", "computations")
-        .bound(figures.computations.expiries, "one per burst of work"),
+        .bound(figures.computations.expiries, "one per expiry"),
     );
     ctx.series(
         "running_backends",

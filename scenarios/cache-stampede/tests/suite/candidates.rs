@@ -255,8 +255,9 @@ pub mod takes_turns {
 }
 
 /// Wrong: the fixed code, but a caller waits for someone else's computation
-/// with a blocking sleep (`std::thread::sleep`), as a synchronous client's
-/// retry loop does: its worker thread can do nothing else meanwhile.
+/// with a blocking sleep (`std::thread::sleep`, 200 ms between looks), as a
+/// synchronous client's retry loop does: its worker thread can do nothing
+/// else meanwhile.
 pub mod blocks_its_thread {
     use std::time::Duration;
 
@@ -303,7 +304,7 @@ pub mod blocks_its_thread {
                 if claimed.is_some() {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(200));
             }
             let report = query_best_sellers(&self.db).await;
             if let Ok(report) = &report {

@@ -54,11 +54,17 @@ async fn a_jittered_ttl_still_expires_for_everyone_at_once() {
 async fn a_lock_inside_one_process_does_not_reach_the_other_replicas() {
     let report = judge("process_lock").await;
     assert_unhealthy_because(&report, TOO_MANY);
-    assert_unhealthy_because(
-        &report,
-        "about one per replica process each time: whatever makes callers wait for each other must reach across the 4 replica processes, which share nothing but PostgreSQL and Redis",
-    );
-    assert!(metric(&report, "peak_concurrent_computations") <= 4.0);
+    assert_unhealthy_because(&report, BOUND);
+    // One computation per replica at the most, so never more than four at
+    // once; when the looks saw two to four, the summary says what that means.
+    let peak = metric(&report, "peak_concurrent_computations");
+    assert!(peak <= 4.0, "{}", report.render_text(false));
+    if peak >= 2.0 {
+        assert_unhealthy_because(
+            &report,
+            "about one per replica process each time: whatever makes callers wait for each other must reach across the 4 replica processes, which share nothing but PostgreSQL and Redis",
+        );
+    }
 }
 
 #[tokio::test]
