@@ -255,9 +255,10 @@ async fn conduct(
     plan: &Plan,
     code: Code,
 ) -> Result<Conducted> {
-    let (expected, asker) = tokio::try_join!(
+    let (expected, asker, sales_conn) = tokio::try_join!(
         probes::expected_reports(database),
         Asker::new(database, redis, code.ask, plan.ttl),
+        database.probe_connection(),
     )?;
     let ready = async {
         match plan.barrier {
@@ -292,7 +293,7 @@ async fn conduct(
         probes::say_go(redis, plan.replicas).await?;
     }
     let changed_at_ms = match plan.sales_at {
-        Some(at) => Some(probes::commit_new_sales(database.clone(), start, at).await?),
+        Some(at) => Some(probes::commit_new_sales(sales_conn, start, at).await?),
         None => None,
     };
     Ok(Conducted {

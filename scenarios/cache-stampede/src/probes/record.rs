@@ -129,6 +129,14 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, answered: &[Answered], wa
     ctx.metric("expiries", (computations.expiries * 100.0).round() / 100.0);
     ctx.metric("computation_ms", computations.mean_ms.round());
     ctx.metric("bursts_of_work", computations.bursts as f64);
+    let per_burst = match computations.bursts {
+        0 => 0.0,
+        bursts => computations.computations / bursts as f64,
+    };
+    ctx.metric(
+        "computations_per_burst",
+        (per_burst * 100.0).round() / 100.0,
+    );
     ctx.metric(
         "computations_per_expiry",
         (computations.per_expiry() * 100.0).round() / 100.0,
