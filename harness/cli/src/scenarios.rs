@@ -14,6 +14,7 @@ pub fn all() -> Vec<&'static dyn Scenario> {
         &lock_deadlock::SCENARIO,
         &cpu_hotpath::SCENARIO,
         &blocked_runtime::SCENARIO,
+        &cache_stampede::SCENARIO,
         &unbounded_queue::SCENARIO,
         &retry_storm::SCENARIO,
     ]

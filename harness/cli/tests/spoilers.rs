@@ -19,6 +19,7 @@ fn scenarios() -> Vec<&'static ScenarioInfo> {
         lock_deadlock::SCENARIO.info(),
         blocked_runtime::SCENARIO.info(),
         cpu_hotpath::SCENARIO.info(),
+        cache_stampede::SCENARIO.info(),
         unbounded_queue::SCENARIO.info(),
         retry_storm::SCENARIO.info(),
     ]

@@ -647,7 +647,9 @@ impl RunRedis {
     }
 }
 
-fn parse_info(text: &str) -> BTreeMap<String, String> {
+/// An `INFO` reply as name → value (what [`RunRedis::info`] returns), for
+/// `INFO` read on a connection the caller keeps (a sampler's).
+pub fn parse_info(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.trim_end().split_once(':'))

@@ -68,6 +68,17 @@ async fn postgres_runs_get_their_own_database_with_query_statistics() {
         .await
         .unwrap();
     assert!(calls >= 0);
+    // Read on a probe connection kept open, as a sampler does, the server's
+    // count is what statement_totals says: the pool's statements, not the
+    // probe's own reads.
+    if first.database.has_statement_stats() {
+        let mut probe = first.database.probe_connection().await.unwrap();
+        let kept = postgres::StatementTotals::read(&mut probe).await.unwrap();
+        assert!(kept.calls >= 3, "{kept:?}");
+        let again = postgres::StatementTotals::read(&mut probe).await.unwrap();
+        assert_eq!(again, kept);
+        assert_eq!(first.database.statement_totals().await.unwrap(), kept);
+    }
     pool.close().await;
     first.close().await;
 

@@ -200,6 +200,33 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+impl StatementTotals {
+    /// [`RunDatabase::statement_totals`] on a connection the caller keeps
+    /// (a probe connection, for samplers), on a server that loads
+    /// `pg_stat_statements` ([`RunDatabase::has_statement_stats`]).
+    pub async fn read(conn: &mut PgConnection) -> Result<StatementTotals> {
+        let row = sqlx::query(
+            "SELECT count(*) AS statements,
+                    coalesce(sum(calls), 0)::bigint AS calls,
+                    coalesce(sum(rows), 0)::bigint AS rows,
+                    coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint AS shared_blocks,
+                    coalesce(sum(total_exec_time), 0)::float8 AS total_ms
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(conn)
+        .await
+        .map_err(HarnessError::postgres("reading pg_stat_statements"))?;
+        Ok(StatementTotals {
+            statements: row.get("statements"),
+            calls: row.get("calls"),
+            rows: row.get("rows"),
+            shared_blocks: row.get("shared_blocks"),
+            total_ms: row.get("total_ms"),
+        })
+    }
+}
+
 impl ActivityRow {
     /// Every other client backend connected to `conn`'s database, longest in
     /// its state first (on a connection the caller keeps, for samplers).
@@ -326,25 +353,7 @@ impl RunDatabase {
             return Ok(StatementTotals::default());
         }
         let mut conn = self.probe_connection().await?;
-        let row = sqlx::query(
-            "SELECT count(*) AS statements,
-                    coalesce(sum(calls), 0)::bigint AS calls,
-                    coalesce(sum(rows), 0)::bigint AS rows,
-                    coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint AS shared_blocks,
-                    coalesce(sum(total_exec_time), 0)::float8 AS total_ms
-             FROM pg_stat_statements
-             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .map_err(HarnessError::postgres("reading pg_stat_statements"))?;
-        Ok(StatementTotals {
-            statements: row.get("statements"),
-            calls: row.get("calls"),
-            rows: row.get("rows"),
-            shared_blocks: row.get("shared_blocks"),
-            total_ms: row.get("total_ms"),
-        })
+        StatementTotals::read(&mut conn).await
     }
 
     /// Every other backend connected to this database, longest in its state first.
