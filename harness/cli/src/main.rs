@@ -206,6 +206,15 @@ enum CompareWith {
     Exercise,
 }
 
+impl From<CompareWith> for Variant {
+    fn from(with: CompareWith) -> Variant {
+        match with {
+            CompareWith::Buggy => Variant::Buggy,
+            CompareWith::Exercise => Variant::Exercise,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum VariantArg {
     Buggy,
@@ -344,13 +353,9 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             seed,
             format,
         } => {
-            let scenario = scenarios::find(&scenario)?;
             terminal::Spinners::install_if_terminal();
-            let with = match with {
-                CompareWith::Buggy => Variant::Buggy,
-                CompareWith::Exercise => Variant::Exercise,
-            };
-            pictures::compare(scenario, with, seed, html, format == Format::Json).await
+            let scenario = scenarios::find(&scenario)?;
+            pictures::compare(scenario, with.into(), seed, html, format == Format::Json).await
         }
         Command::Check { scenario, format } => {
             let scenario = scenarios::find(&scenario)?;

@@ -212,18 +212,59 @@ impl Screenshot {
     }
 }
 
-#[test]
-fn the_comparison_page_renders_in_a_browser_with_every_plot_drawn() {
-    let Some(program) = chromium() else {
-        eprintln!("skipped: no Chromium found (install Debian's `chromium` package, or set DEBUGLAB_CHROMIUM)");
-        return;
-    };
-    let dir = tempfile::tempdir().expect("a scratch directory");
-    let page = dir.path().join("pool-exhaustion-compare.html");
+/// Where the page laid out its plots, and how tall it is, as the page itself
+/// measured them in the browser; asserts it loaded with no error.
+struct Layout {
+    /// Each plot's `[left, top, width, height]`, in CSS pixels.
+    boxes: Vec<Vec<usize>>,
+    height: u32,
+}
+
+impl Layout {
+    fn probe(program: &Path, dir: &Path, html: &str) -> Layout {
+        let probed = dir.join("probed.html");
+        std::fs::write(
+            &probed,
+            html.replacen("<head>", &format!("<head>{PROBE}"), 1),
+        )
+        .expect("the probed copy is written");
+        let dumped = browser(
+            program,
+            dir,
+            900,
+            &probed,
+            &["--dump-dom", "--virtual-time-budget=5000"],
+        );
+        let dom = String::from_utf8_lossy(&dumped.stdout);
+        assert!(
+            dumped.status.success() && dom.contains("Pool exhaustion"),
+            "the page did not load: {}",
+            String::from_utf8_lossy(&dumped.stderr)
+        );
+        assert_eq!(
+            probe_value(&dom, "problems"),
+            "[]",
+            "the page logged errors"
+        );
+        let boxes = probe_value(&dom, "boxes")
+            .split(';')
+            .map(|text| {
+                text.split(',')
+                    .map(|n| n.parse().expect("a whole number"))
+                    .collect()
+            })
+            .collect();
+        let height = probe_value(&dom, "height").parse().expect("a height");
+        Layout { boxes, height }
+    }
+}
+
+/// `debuglab compare pool-exhaustion`, its page written to `page`.
+fn compare_into(page: &Path, state: &Path) -> String {
     let run = Command::new(env!("CARGO_BIN_EXE_debuglab"))
         .args(["compare", "pool-exhaustion", "--seed", "7", "--html"])
-        .arg(&page)
-        .env("DEBUGLAB_STATE_DIR", dir.path().join("state"))
+        .arg(page)
+        .env("DEBUGLAB_STATE_DIR", state)
         .env("NO_COLOR", "1")
         .output()
         .expect("debuglab starts");
@@ -232,66 +273,11 @@ fn the_comparison_page_renders_in_a_browser_with_every_plot_drawn() {
         "compare failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let html = std::fs::read_to_string(&page).expect("the page was written");
+    std::fs::read_to_string(page).expect("the page was written")
+}
 
-    let probed = dir.path().join("probed.html");
-    std::fs::write(
-        &probed,
-        html.replacen("<head>", &format!("<head>{PROBE}"), 1),
-    )
-    .expect("the probed copy is written");
-    let dumped = browser(
-        &program,
-        dir.path(),
-        900,
-        &probed,
-        &["--dump-dom", "--virtual-time-budget=5000"],
-    );
-    let dom = String::from_utf8_lossy(&dumped.stdout);
-    assert!(
-        dumped.status.success() && dom.contains("Pool exhaustion"),
-        "the page did not load: {}",
-        String::from_utf8_lossy(&dumped.stderr)
-    );
-    assert_eq!(
-        probe_value(&dom, "problems"),
-        "[]",
-        "the page logged errors"
-    );
-    let boxes: Vec<Vec<usize>> = probe_value(&dom, "boxes")
-        .split(';')
-        .map(|text| {
-            text.split(',')
-                .map(|n| n.parse().expect("a whole number"))
-                .collect()
-        })
-        .collect();
-    assert_eq!(
-        boxes.len(),
-        html.matches("data-plot=\"").count(),
-        "every figure has a box"
-    );
-    assert!(boxes.len() >= 8, "both runs' plots, four each: {boxes:?}");
-    let height: u32 = probe_value(&dom, "height").parse().expect("a height");
-
-    let screenshot = dir.path().join("page.png");
-    let shot = browser(
-        &program,
-        dir.path(),
-        height,
-        &page,
-        &[&format!("--screenshot={}", screenshot.display())],
-    );
-    assert!(
-        shot.status.success(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
-    let image = Screenshot::read(&screenshot);
-    assert!(
-        image.ink(0, 0, image.width, image.height) > 0.01,
-        "the screenshot is blank"
-    );
+/// Asserts that each plot's box in the screenshot has room, ink, and a series in colour.
+fn assert_every_plot_drawn(image: &Screenshot, boxes: &[Vec<usize>]) {
     for (index, plot) in boxes.iter().enumerate() {
         let [left, top, width, height] = plot[..] else {
             panic!("a box has four numbers: {plot:?}")
@@ -314,6 +300,48 @@ fn the_comparison_page_renders_in_a_browser_with_every_plot_drawn() {
             colour * 100.0
         );
     }
+}
+
+#[test]
+fn the_comparison_page_renders_in_a_browser_with_every_plot_drawn() {
+    let Some(program) = chromium() else {
+        eprintln!("skipped: no Chromium found (install Debian's `chromium` package, or set DEBUGLAB_CHROMIUM)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let page = dir.path().join("pool-exhaustion-compare.html");
+    let html = compare_into(&page, &dir.path().join("state"));
+    let layout = Layout::probe(&program, dir.path(), &html);
+    assert_eq!(
+        layout.boxes.len(),
+        html.matches("data-plot=\"").count(),
+        "every figure has a box"
+    );
+    assert!(
+        layout.boxes.len() >= 8,
+        "both runs' plots, four each: {:?}",
+        layout.boxes
+    );
+
+    let screenshot = dir.path().join("page.png");
+    let shot = browser(
+        &program,
+        dir.path(),
+        layout.height,
+        &page,
+        &[&format!("--screenshot={}", screenshot.display())],
+    );
+    assert!(
+        shot.status.success(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let image = Screenshot::read(&screenshot);
+    assert!(
+        image.ink(0, 0, image.width, image.height) > 0.01,
+        "the screenshot is blank"
+    );
+    assert_every_plot_drawn(&image, &layout.boxes);
     // Kept to look at after a failure.
     let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pool-exhaustion-compare.png");
     std::fs::copy(&screenshot, &kept).expect("the screenshot is kept");

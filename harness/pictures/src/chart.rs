@@ -116,7 +116,7 @@ fn span(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
     if low > high {
         return if log { 1.0..10.0 } else { 0.0..1.0 };
     }
-    if high - low < f64::EPSILON {
+    if (high - low).abs() < f64::EPSILON {
         return if log {
             low / 2.0..high * 2.0
         } else {

@@ -102,7 +102,8 @@ pub fn record(
             freshness.checked,
         ));
     }
-    record_series(ctx, plan, figures, answered, watched, &per_period);
+    record_server_series(ctx, plan, figures, watched, &per_period);
+    record_answer_series(ctx, figures, answered);
 }
 
 /// Records what a storefront started after the traffic got.
@@ -175,12 +176,11 @@ fn record_metrics(ctx: &RunContext, figures: &Figures, answered: &[Answered], wa
     }
 }
 
-/// The series the evidence describes, and the plots that draw them.
-fn record_series(
+/// The series of the server's work, as its statistics and Redis saw it.
+fn record_server_series(
     ctx: &RunContext,
     plan: &Plan,
     figures: &Figures,
-    answered: &[Answered],
     watched: &Watched,
     per_period: &[f64],
 ) {
@@ -260,6 +260,11 @@ fn record_series(
             )
             .line("keyspace_misses", "keyspace misses"),
     );
+}
+
+/// The series of what the shoppers got: latency and fresh reports, by the
+/// time their requests began.
+fn record_answer_series(ctx: &RunContext, figures: &Figures, answered: &[Answered]) {
     let windows = windows(answered, figures.traffic_ms);
     ctx.series(
         "latency_slowest",
