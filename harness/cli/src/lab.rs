@@ -11,13 +11,12 @@ use crate::{scenarios, table};
 
 /// Runs every scenario's buggy and fixed variants and prints a table (or the
 /// reports as JSON), and with `html` writes their comparison pages and an
-/// index there. Returns whether every variant behaved as it should.
-pub async fn lab(json: bool, html: Option<PathBuf>) -> anyhow::Result<bool> {
+/// index (in the directory it names, or the default place). Returns whether every variant behaved as it should.
+pub async fn lab(json: bool, html: Option<Option<PathBuf>>) -> anyhow::Result<bool> {
     let options = RunOptions::from_env()?;
     // Where the pages go is settled first: a bad path fails before the runs.
     let index = html
-        .as_deref()
-        .map(crate::pictures::lab_index)
+        .map(|dir| crate::pictures::lab_index(dir.as_deref()))
         .transpose()?;
     let mut reports = Vec::new();
     for scenario in scenarios::all() {

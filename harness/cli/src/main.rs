@@ -64,8 +64,8 @@ enum Command {
         live: bool,
         /// Also write the report as a self-contained HTML page with its plots
         /// (default: .debuglab/reports/<id>-<variant>.html).
-        #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "", conflicts_with = "live")]
-        html: Option<PathBuf>,
+        #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with = "live")]
+        html: Option<Option<PathBuf>>,
     },
     /// Run two variants of a scenario (buggy and fixed by default) and write
     /// one HTML page with both side by side, on the same axes: the picture of the fix.
@@ -125,8 +125,8 @@ enum Command {
         format: Format,
         /// Also write each scenario's comparison page and an index linking
         /// them, into DIR (default: .debuglab/reports/).
-        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
-        html: Option<PathBuf>,
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        html: Option<Option<PathBuf>>,
     },
     /// Time every scenario's verdict over several runs and print medians.
     Bench {
@@ -412,8 +412,8 @@ struct RunCommand {
     seed: Option<u64>,
     keep: bool,
     live: bool,
-    /// Where to write the HTML report (empty: the default place), if asked.
-    html: Option<PathBuf>,
+    /// Whether to write the HTML report, and where (`None` inside: the default place).
+    html: Option<Option<PathBuf>>,
 }
 
 impl RunCommand {
@@ -426,8 +426,9 @@ impl RunCommand {
         // Where the page goes is settled first: a bad path fails before the run.
         let html = self
             .html
-            .as_deref()
-            .map(|path| pictures::report_destination(scenario.info(), self.variant, path))
+            .map(|path| {
+                pictures::report_destination(scenario.info(), self.variant, path.as_deref())
+            })
             .transpose()?;
         if self.variant == Variant::Exercise {
             let code = exercise::ExerciseCode::from_env()?;

@@ -17,14 +17,10 @@ pub fn reports_dir() -> PathBuf {
 }
 
 /// Where a page goes: `path`, or `default_name` in [`reports_dir`] when
-/// `path` is empty (`--html` without a value). Its directory is made now,
-/// so that a path that cannot be written fails before a run, not after.
-pub fn destination(path: &Path, default_name: &str) -> anyhow::Result<PathBuf> {
-    let path = if path.as_os_str().is_empty() {
-        reports_dir().join(default_name)
-    } else {
-        path.to_owned()
-    };
+/// none is given (`--html` without a value). Its directory is made now, so
+/// that a path that cannot be written fails before a run, not after.
+pub fn destination(path: Option<&Path>, default_name: &str) -> anyhow::Result<PathBuf> {
+    let path = path.map_or_else(|| reports_dir().join(default_name), Path::to_owned);
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
@@ -36,20 +32,18 @@ pub fn destination(path: &Path, default_name: &str) -> anyhow::Result<PathBuf> {
 pub fn report_destination(
     info: &ScenarioInfo,
     variant: Variant,
-    path: &Path,
+    path: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
     destination(path, &format!("{}-{variant}.html", info.id))
 }
 
-/// Where `lab --html` writes its index: in `dir`, or in [`reports_dir`]
-/// when `dir` is empty; the comparison pages go beside it.
-pub fn lab_index(dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = if dir.as_os_str().is_empty() {
-        PathBuf::new()
-    } else {
-        dir.join("index.html")
-    };
-    destination(&path, "index.html")
+/// Where `lab --html` writes its index: in `dir`, or in [`reports_dir`];
+/// the comparison pages go beside it.
+pub fn lab_index(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    destination(
+        dir.map(|dir| dir.join("index.html")).as_deref(),
+        "index.html",
+    )
 }
 
 /// Writes `html` to `path` (a [`destination`]); returns it.
@@ -85,7 +79,7 @@ pub async fn compare(
 ) -> anyhow::Result<ExitCode> {
     let info = scenario.info();
     let default_name = format!("{}-compare.html", info.id);
-    let path = destination(html.as_deref().unwrap_or(Path::new("")), &default_name)?;
+    let path = destination(html.as_deref(), &default_name)?;
     let mut options = RunOptions::from_env()?;
     // One seed for both runs, so that they face the same workload.
     let seed = seed

@@ -71,6 +71,25 @@ fn compare_takes_a_known_scenario_and_buggy_or_exercise() {
 }
 
 #[test]
+fn html_without_a_path_goes_to_the_reports_directory() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_debuglab"))
+        .args(["run", "cpu-hotpath", "--variant", "fixed", "--html"])
+        .env("DEBUGLAB_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let page = state.path().join("reports/cpu-hotpath-fixed.html");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("HTML report: {}", page.display())),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(&page).expect("the page is where the run said");
+    assert!(html.contains("<svg"), "the page has its plots");
+}
+
+#[test]
 fn an_html_report_that_cannot_be_written_is_one_line() {
     let output = debuglab(&[
         "run",
