@@ -42,6 +42,10 @@ pub(crate) const SESSION_ENV: &str = "DEBUGLAB_WATCHER_SESSION";
 /// container of the session created late (its request was in flight).
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 
+/// How often the watcher sweeps during [`IN_FLIGHT_GRACE`], in case an
+/// event did not reach it.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// What the watcher says on its stdout once the session's containers are gone.
 pub(crate) const SWEPT: &str = "swept";
 
@@ -142,6 +146,11 @@ async fn clean_up(session: &str) -> i32 {
 
 /// Follows Docker's events from `since` for [`IN_FLIGHT_GRACE`] and removes
 /// every container of `session` created meanwhile; then sweeps once more.
+///
+/// Events make the removal prompt; a sweep every [`SWEEP_EVERY`] catches a
+/// creation whose event a busy daemon dropped from its short replay buffer,
+/// and the grace ends on this process's clock, whether or not Docker ends
+/// the stream at `until`.
 async fn remove_late_arrivals(session: &str, since: &str) -> Result<(), ()> {
     let client = docker::connect().await.map_err(|error| {
         tracing::error!(session, "container watcher: {error}");
@@ -161,23 +170,33 @@ async fn remove_late_arrivals(session: &str, since: &str) -> Result<(), ()> {
         filters: Some(filters),
     };
     let mut events = client.events(Some(options));
+    let mut following = true;
+    let grace_ends = tokio::time::sleep(IN_FLIGHT_GRACE);
+    tokio::pin!(grace_ends);
+    let mut sweeps = tokio::time::interval(SWEEP_EVERY);
     let mut result = Ok(());
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(event) => {
-                if let Some(id) = event.actor.and_then(|actor| actor.id) {
-                    result = result.and(remove_container(&client, session, &id).await);
+    loop {
+        tokio::select! {
+            () = &mut grace_ends => break,
+            _ = sweeps.tick() => result = result.and(remove_containers(session).await.map(drop)),
+            event = events.next(), if following => match event {
+                Some(Ok(event)) => {
+                    if let Some(id) = event.actor.and_then(|actor| actor.id) {
+                        result = result.and(remove_container(&client, session, &id).await);
+                    }
                 }
-            }
-            Err(error) => {
-                tracing::error!(
-                    session,
-                    "container watcher: Docker's events: {}",
-                    docker::short_error(&error)
-                );
-                result = Err(());
-                break;
-            }
+                // Docker ended the stream at `until`, or early: the sweeps go on.
+                None => following = false,
+                Some(Err(error)) => {
+                    following = false;
+                    tracing::error!(
+                        session,
+                        "container watcher: Docker's events: {}",
+                        docker::short_error(&error)
+                    );
+                    result = Err(());
+                }
+            },
         }
     }
     result.and(remove_containers(session).await.map(drop))
