@@ -283,9 +283,15 @@ where
         .map_err(draw_error)?;
     draw_series(&mut chart, plot, series, frame)?;
     draw_bounds(&mut chart, plot, frame)?;
+    // A timeline's rows run from the upper left to the lower right, in the
+    // order they began: the lower left is where it has room.
+    let legend_at = match plot.kind {
+        PlotKind::Timeline => SeriesLabelPosition::LowerLeft,
+        _ => SeriesLabelPosition::UpperRight,
+    };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend_at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 13))

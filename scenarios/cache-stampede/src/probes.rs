@@ -495,9 +495,11 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-pub use record::{record, record_after_traffic, record_stores};
+pub use record::{record, record_after_traffic, record_stores, record_waves};
+pub use waves::{at_once, logged_computations, Logged};
 
 mod record;
+mod waves;
 
 #[cfg(test)]
 mod tests {

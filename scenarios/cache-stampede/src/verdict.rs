@@ -12,6 +12,11 @@ use debuglab_harness::Verdict;
 /// the run: one, and room for the odd second.
 pub const MAX_COMPUTATIONS_PER_EXPIRY: f64 = 2.0;
 
+/// The most computations of the report a wave of them may hold, on average
+/// over the run: one, and room for the odd second (a wave is computations
+/// that ran at the same time, see [`AtOnce`]).
+pub const MAX_COMPUTATIONS_PER_WAVE: f64 = 1.5;
+
 /// How long past the TTL and twice the slowest request new sales may take to
 /// show: room for round trips and scheduling on a busy machine.
 pub const FRESHNESS_SLACK: Duration = Duration::from_millis(250);
@@ -76,6 +81,44 @@ pub struct Computations {
     pub bursts: usize,
     /// The most backends seen running at once (`pg_stat_activity`, sampled).
     pub peak_concurrent: i64,
+    /// Which computations ran at the same time, by PostgreSQL's log (`None`
+    /// where the server log cannot be read).
+    pub at_once: Option<AtOnce>,
+}
+
+/// Which computations ran at the same time, by PostgreSQL's own log: when
+/// each statement that touched a computation's blocks began and ended, in
+/// whichever replica process. A computation that begins while another runs,
+/// or soon after it ended — while its report is fresh in the cache — repeats
+/// work under way or just done.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AtOnce {
+    /// Computations in the log.
+    pub computations: usize,
+    /// Waves of them: a computation joins the wave before it when it began
+    /// while one of the wave ran or less than [`WAVE_GAP`] of a TTL after
+    /// the wave's first one ended; otherwise it starts a wave of its own.
+    /// One computation per expiry is one wave each, however long it takes.
+    pub waves: usize,
+    /// The most that ran at one moment.
+    pub most: usize,
+}
+
+/// How long after a computation ends, as a share of the TTL, another one
+/// still joins its wave. A computation's report is in the cache for a whole
+/// TTL after it ends, so one computation per expiry keeps them a TTL apart
+/// at least, on any machine; a busy machine only makes a late duplicate
+/// look like a wave of its own, never the other way round.
+pub const WAVE_GAP: f64 = 0.5;
+
+impl AtOnce {
+    /// Computations per wave: 1.0 when none ever ran beside another.
+    pub fn per_wave(&self) -> f64 {
+        match self.waves {
+            0 => 0.0,
+            waves => self.computations as f64 / waves as f64,
+        }
+    }
 }
 
 /// How many times a report kept for `ttl_ms` and taking `mean_ms` to
@@ -89,6 +132,15 @@ pub fn expiries(traffic_ms: f64, ttl_ms: f64, mean_ms: f64) -> f64 {
 }
 
 impl Computations {
+    /// The most computations that ran at once: by the log where there is
+    /// one, else as the sampled looks saw them.
+    pub fn most_at_once(&self) -> i64 {
+        match &self.at_once {
+            Some(at_once) => at_once.most as i64,
+            None => self.peak_concurrent,
+        }
+    }
+
     /// Computations per expiry.
     pub fn per_expiry(&self) -> f64 {
         if self.expiries <= 0.0 {
@@ -144,6 +196,7 @@ pub fn verdict(figures: &Figures) -> Verdict {
     problems.extend(request_problems(figures));
     problems.extend(freshness_problems(figures));
     problems.extend(computation_problems(figures));
+    problems.extend(at_once_problems(figures));
     Verdict::from_problems(&problems, || {
         let computations = &figures.computations;
         let freshness = figures
@@ -163,7 +216,7 @@ pub fn verdict(figures: &Figures) -> Verdict {
             figures.traffic_ms / 1000.0,
             computations.per_expiry(),
             figures.ttl_ms,
-            computations.peak_concurrent,
+            computations.most_at_once(),
         )
     })
 }
@@ -267,22 +320,60 @@ fn computation_problems(figures: &Figures) -> Vec<String> {
         figures.ttl_ms,
         computations.mean_ms,
         computations.expiries,
-        computations.peak_concurrent
+        computations.most_at_once()
     );
-    // Several at once, but never more than one per replica: what a wait
-    // that stays within one process looks like (a sampled peak, so only a
-    // teaching, never the judgement).
-    let replicas = figures.replicas as i64;
-    let one_per_replica = replicas > 1
-        && (2..=replicas).contains(&computations.peak_concurrent)
-        && per_expiry <= 1.5 * replicas as f64;
-    if one_per_replica {
-        line.push_str(&format!(
-            " — about one per replica process each time: whatever makes callers wait for each other must reach across the {} replica processes, which share nothing but PostgreSQL and Redis",
-            figures.replicas
-        ));
+    // The teaching comes with the log's count where there is one.
+    if computations.at_once.is_none()
+        && one_per_replica(figures, computations.peak_concurrent, per_expiry)
+    {
+        line.push_str(&reach_across(figures));
     }
     vec![line]
+}
+
+fn at_once_problems(figures: &Figures) -> Vec<String> {
+    let Some(at_once) = &figures.computations.at_once else {
+        return Vec::new();
+    };
+    let per_wave = at_once.per_wave();
+    if per_wave <= MAX_COMPUTATIONS_PER_WAVE {
+        return Vec::new();
+    }
+    let mut line = format!(
+        "PostgreSQL's log shows {} computations of the report in {}, each computation of a wave begun while another ran or less than {:.0} ms after the first ended (up to {} at one moment): {per_wave:.1} per wave, so {} of them repeated work under way or just done, whose report was fresh; on average a wave may hold at most {MAX_COMPUTATIONS_PER_WAVE} computations, however many shoppers and replicas ask",
+        at_once.computations,
+        waves(at_once.waves),
+        WAVE_GAP * figures.ttl_ms,
+        at_once.most,
+        at_once.computations - at_once.waves,
+    );
+    if one_per_replica(figures, at_once.most as i64, per_wave) {
+        line.push_str(&reach_across(figures));
+    }
+    vec![line]
+}
+
+/// `1 wave`, `3 waves`.
+pub fn waves(count: usize) -> String {
+    match count {
+        1 => "1 wave".to_owned(),
+        _ => format!("{count} waves"),
+    }
+}
+
+/// Several computations at once, but never more than one per replica, and
+/// about one per replica each time (`per`, an expiry or a wave): what a wait
+/// that stays within one process looks like.
+fn one_per_replica(figures: &Figures, most_at_once: i64, per: f64) -> bool {
+    let replicas = figures.replicas as i64;
+    replicas > 1 && (2..=replicas).contains(&most_at_once) && per <= 1.5 * replicas as f64
+}
+
+fn reach_across(figures: &Figures) -> String {
+    format!(
+        " — about one per replica process each time: whatever makes callers wait for each other must reach across the {} replica processes, which share nothing but PostgreSQL and Redis",
+        figures.replicas
+    )
 }
 
 #[cfg(test)]
@@ -307,6 +398,11 @@ mod tests {
                 expiries: 5.0,
                 bursts: 5,
                 peak_concurrent: 1,
+                at_once: Some(AtOnce {
+                    computations: 5,
+                    waves: 5,
+                    most: 1,
+                }),
             },
             freshness: Some(Freshness {
                 changed_at_ms: 300.0,
@@ -360,6 +456,7 @@ mod tests {
             expiries: expiries(1_500.0, 250.0, 867.0),
             bursts: 1,
             peak_concurrent: 16,
+            at_once: None,
         };
         let summary = summary(&figures);
         assert_eq!(summary, "PostgreSQL computed the report 54 times in 1.5 s of traffic, in which a 250 ms TTL and 867 ms per computation (pg_stat_statements) make 1.3 expiries: 40.2 computations per expiry, up to 16 at once; an expiry must cost the database at most 2 computations, however many shoppers and replicas ask.");
@@ -372,9 +469,80 @@ mod tests {
         assert_eq!(expiries(1_500.0, 250.0, 1_250.0), 1.0);
     }
 
+    /// The replicas' process locks under load: 11 computations in three
+    /// waves of four, four and three; per expiry, at the bound.
+    fn one_per_replica_in_waves() -> Figures {
+        let mut figures = healthy();
+        figures.computations.computations = 11.0;
+        figures.computations.expiries = 5.5;
+        figures.computations.at_once = Some(AtOnce {
+            computations: 11,
+            waves: 3,
+            most: 4,
+        });
+        figures
+    }
+
+    #[test]
+    fn computations_at_the_same_time_are_judged_by_the_log_whatever_the_expiries() {
+        let figures = one_per_replica_in_waves();
+        assert_eq!(figures.computations.per_expiry(), 2.0);
+        let summary = summary(&figures);
+        assert_eq!(summary, "PostgreSQL's log shows 11 computations of the report in 3 waves, each computation of a wave begun while another ran or less than 125 ms after the first ended (up to 4 at one moment): 3.7 per wave, so 8 of them repeated work under way or just done, whose report was fresh; on average a wave may hold at most 1.5 computations, however many shoppers and replicas ask — about one per replica process each time: whatever makes callers wait for each other must reach across the 4 replica processes, which share nothing but PostgreSQL and Redis.");
+    }
+
+    #[test]
+    fn computations_per_wave_are_judged_at_the_bound() {
+        let mut figures = healthy();
+        // Six computations in four waves: the odd second, twice.
+        figures.computations.computations = 6.0;
+        figures.computations.at_once = Some(AtOnce {
+            computations: 6,
+            waves: 4,
+            most: 2,
+        });
+        assert!(verdict(&figures).healthy, "{}", verdict(&figures).summary);
+        figures.computations.at_once = Some(AtOnce {
+            computations: 7,
+            waves: 4,
+            most: 2,
+        });
+        let summary = summary(&figures);
+        assert!(summary.starts_with("PostgreSQL's log shows 7 computations of the report in 4 waves, each computation of a wave begun while another ran or less than 125 ms after the first ended (up to 2 at one moment): 1.8 per wave, so 3 of them repeated work under way or just done"), "{summary}");
+        // Where the log cannot be read, only the count per expiry judges.
+        figures.computations.at_once = None;
+        assert!(verdict(&figures).healthy, "{}", verdict(&figures).summary);
+    }
+
+    #[test]
+    fn a_stampede_in_the_log_says_nothing_about_replicas() {
+        let mut figures = healthy();
+        figures.computations.computations = 150.0;
+        figures.computations.at_once = Some(AtOnce {
+            computations: 150,
+            waves: 4,
+            most: 48,
+        });
+        let summary = summary(&figures);
+        assert!(
+            summary.contains("37.5 per wave, so 146 of them repeated work under way or just done"),
+            "{summary}"
+        );
+        assert!(!summary.contains("about one per replica"), "{summary}");
+        assert_eq!(AtOnce::default().per_wave(), 0.0);
+        figures.computations.at_once = Some(AtOnce {
+            computations: 48,
+            waves: 1,
+            most: 16,
+        });
+        assert!(summary_of(&figures).contains("48 computations of the report in 1 wave, each"));
+    }
+
     #[test]
     fn a_few_at_once_and_no_more_than_the_replicas_says_the_waiting_must_reach_across_them() {
         let mut figures = healthy();
+        // What the sampled looks saw, where the server log cannot be read.
+        figures.computations.at_once = None;
         figures.computations.computations = 19.0;
         figures.computations.peak_concurrent = 4;
         let summary = summary(&figures);
@@ -411,6 +579,7 @@ mod tests {
             expiries: 0.0,
             bursts: 0,
             peak_concurrent: 1,
+            at_once: None,
         };
         assert_eq!(computations.per_expiry(), 0.0);
     }

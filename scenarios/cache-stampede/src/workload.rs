@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use debuglab_harness::guard::Monitor;
-use debuglab_harness::postgres::{RunDatabase, StatementTotals};
+use debuglab_harness::postgres::{LogMark, RunDatabase, StatementTotals};
 use debuglab_harness::redis::RunRedis;
 use debuglab_harness::replica::{self as harness_replica, ReplicaOutcome, ReplicaSpec};
 use debuglab_harness::workload::{Workload, WorkloadOutcome};
@@ -24,7 +24,9 @@ use crate::probes::{self, Asker, Expected, Watch};
 use crate::replica::{Answer, Answered, ReplicaReport};
 #[cfg(test)]
 use crate::verdict::Seen;
-use crate::verdict::{expiries, Computations, Figures, Freshness, Requests, FRESHNESS_SLACK};
+use crate::verdict::{
+    expiries, Computations, Figures, Freshness, Requests, FRESHNESS_SLACK, WAVE_GAP,
+};
 use crate::{CacheConfig, Code, SALES};
 
 /// Replica processes serving at once.
@@ -177,6 +179,9 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
         standard_plan(ctx.seed())
     };
     let urls = (database.url(), redis.url());
+    // Before the replicas connect: their statements' plans, with when each
+    // ran, go to the server log.
+    let plans_logged = database.log_plans_of_later_connections().await;
     // The replicas start up while the run works out what to expect of them.
     let (runs, conducted) = tokio::join!(
         drive_replicas(ctx, code.name, &plan, urls),
@@ -188,6 +193,7 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
         start,
         watch,
         at_start,
+        log_mark,
         changed_at_ms,
     } = conducted?;
     let stopped = Instant::now();
@@ -209,15 +215,25 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     );
     watched.baseline = before;
     let mean_ms = probes::computation_ms(&database, expected.blocks).await?;
+    let computations = (since_reset - before).round();
+    let log = plans_logged.and_then(|()| log_mark.ok_or_else(|| "no log mark".to_owned()));
+    let counted = computations as usize;
+    let logged =
+        probes::logged_computations(&database, log, start, expected.blocks, counted).await?;
     figures.computations = Computations {
-        computations: (since_reset - before).round(),
+        computations,
         mean_ms,
         expiries: expiries(figures.traffic_ms, figures.ttl_ms, mean_ms),
         bursts: watched.bursts(since_reset),
         peak_concurrent: watched.peak_concurrent(),
+        at_once: logged
+            .as_deref()
+            .ok()
+            .map(|logged| probes::at_once(logged, WAVE_GAP * figures.ttl_ms)),
     };
     figures.freshness = changed_at_ms.map(|at| freshness(&answered, at, plan.ttl));
     probes::record(ctx, &plan, &figures, &answered, &watched, &runs);
+    probes::record_waves(ctx, &figures, &logged);
     probes::record_stores(ctx, &database, &redis, &expected, totals).await;
     if let Some(fresh) = &mut figures.freshness {
         // Once the TTL has passed since the last replica stopped, no report
@@ -241,6 +257,7 @@ struct Conducted {
     start: SystemTime,
     watch: Watch,
     at_start: StatementTotals,
+    log_mark: Option<LogMark>,
     changed_at_ms: Option<f64>,
 }
 
@@ -284,7 +301,7 @@ async fn conduct(
             "the report asked for before the traffic, to have it in the cache, was not the database's: {warmed:?}"
         ));
     }
-    let at_start = database.statement_totals().await?;
+    let (at_start, log_mark) = tokio::try_join!(database.statement_totals(), database.log_mark())?;
     let start = match plan.barrier {
         true => SystemTime::now(),
         false => SystemTime::now() + STARTUP,
@@ -302,6 +319,7 @@ async fn conduct(
         start,
         watch,
         at_start,
+        log_mark,
         changed_at_ms,
     })
 }
@@ -523,6 +541,7 @@ pub async fn simulate(
         expiries: 1.0 + expiries(figures.traffic_ms, figures.ttl_ms, mean_ms),
         bursts: 0,
         peak_concurrent: 0,
+        at_once: None,
     };
     Ok(figures)
 }

@@ -27,7 +27,9 @@ use testcontainers::core::WaitFor;
 use tokio::sync::OnceCell;
 
 pub use plan::{Plan, PlanNode};
-pub use probes::{lock_waits_on, ActivityRow, LogEntry, LogMark, StatementStats, StatementTotals};
+pub use probes::{
+    lock_waits_on, ActivityRow, LogEntry, LogMark, LoggedPlan, StatementStats, StatementTotals,
+};
 pub use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::error::{HarnessError, Result};
@@ -78,6 +80,8 @@ const SERVER_SETTINGS: &[&str] = &[
     "max_connections=200",
     "logging_collector=on",
     "log_destination=jsonlog",
+    // The log's timestamps are read as UTC (`LogEntry::logged_at`).
+    "log_timezone=UTC",
     "log_directory=log",
     "log_filename=postgresql.log",
     "log_rotation_age=0",
@@ -655,6 +659,10 @@ impl RunDatabase {
             .clone()
             .application_name("debuglab-probe")
             .options([("log_min_duration_statement", "-1")]);
+        if self.has_server_log() {
+            // Overrides a database's `log_plans_of_later_connections`.
+            options = options.options([("auto_explain.log_min_duration", "-1")]);
+        }
         if self.inner.server.capabilities.pg_stat_statements {
             options = options.options([("pg_stat_statements.track", "none")]);
         }
@@ -707,6 +715,39 @@ impl RunDatabase {
         )
         .await
         .map_err(HarnessError::postgres("setting log_min_duration_statement"))?;
+        Ok(())
+    }
+
+    /// Has the server log the plan of every statement that connections to
+    /// this database opened from now on run (`auto_explain`: rows and
+    /// buffers, no per-node timing), for [`RunDatabase::logged_plans_since`]:
+    /// which statements ran at the same time, in whichever process, by the
+    /// server's own clock. The harness's probe connections are left out.
+    ///
+    /// `Err` says why not: the server log cannot be read, or the database
+    /// not altered (a server named by URL may let only superusers).
+    pub async fn log_plans_of_later_connections(&self) -> std::result::Result<(), String> {
+        if let Some(why) = self.server_log_unavailable() {
+            return Err(why.to_owned());
+        }
+        let settings = [
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_buffers = on",
+            "auto_explain.log_timing = off",
+            "auto_explain.log_format = 'json'",
+        ];
+        let mut conn = self
+            .probe_connection()
+            .await
+            .map_err(|error| error.to_string())?;
+        for setting in settings {
+            let alter = format!(r#"ALTER DATABASE "{}" SET {setting}"#, self.name());
+            conn.execute(alter.as_str())
+                .await
+                .map_err(|error| format!("the database could not be set to log plans: {error}"))?;
+        }
         Ok(())
     }
 

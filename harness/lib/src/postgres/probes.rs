@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use sqlx::postgres::PgPoolOptions;
@@ -105,6 +105,24 @@ impl std::fmt::Display for ActivityRow {
     }
 }
 
+/// A statement's plan as `auto_explain` logged it, with when it ended.
+#[derive(Clone, Debug)]
+pub struct LoggedPlan {
+    /// When the statement ended: when the server logged its plan.
+    pub ended: SystemTime,
+    /// The plan, its rows and buffers measured ([`Plan::duration_ms`] is the
+    /// statement's time).
+    pub plan: Plan,
+}
+
+impl LoggedPlan {
+    /// When the statement began: its end less its duration.
+    pub fn began(&self) -> SystemTime {
+        let took = Duration::from_secs_f64(self.plan.duration_ms.unwrap_or(0.0).max(0.0) / 1000.0);
+        self.ended.checked_sub(took).unwrap_or(self.ended)
+    }
+}
+
 /// A position in the server log; entries after it belong to what came later.
 #[derive(Clone, Copy, Debug)]
 pub struct LogMark(i64);
@@ -128,6 +146,16 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// When the server wrote the entry (`2026-12-07 10:06:44.123 UTC`), read
+    /// as UTC, the time zone of the servers the harness starts.
+    pub fn logged_at(&self) -> Option<SystemTime> {
+        let (local, _zone) = self.timestamp.rsplit_once(' ')?;
+        let at = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+        let since_epoch = at.and_utc().timestamp_micros();
+        let since_epoch = Duration::from_micros(u64::try_from(since_epoch).ok()?);
+        Some(SystemTime::UNIX_EPOCH + since_epoch)
+    }
+
     /// The statement duration in milliseconds, for `duration: …` entries.
     pub fn duration_ms(&self) -> Option<f64> {
         let rest = self.message.strip_prefix("duration: ")?;
@@ -502,6 +530,21 @@ impl RunDatabase {
             .collect())
     }
 
+    /// The plans logged since `mark` by connections that
+    /// [`RunDatabase::log_plans_of_later_connections`] covers, oldest first.
+    pub async fn logged_plans_since(&self, mark: LogMark) -> Result<Vec<LoggedPlan>> {
+        let entries = self.log_since(mark).await?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| {
+                Some(LoggedPlan {
+                    ended: entry.logged_at()?,
+                    plan: Plan::from_auto_explain(&entry.message)?,
+                })
+            })
+            .collect())
+    }
+
     /// Runs `call` on a one-connection pool and returns what `call` returned
     /// with the plans of the statements it ran.
     ///
@@ -704,6 +747,37 @@ mod tests {
         // Not placeholders: part of a name, or a dollar quote's tag.
         assert_eq!(parameter_count("SELECT price$1 FROM t"), 0);
         assert_eq!(parameter_count("SELECT $$a$$"), 0);
+    }
+
+    fn entry(timestamp: &str, message: &str) -> LogEntry {
+        LogEntry {
+            timestamp: timestamp.to_owned(),
+            error_severity: "LOG".to_owned(),
+            message: message.to_owned(),
+            detail: None,
+            dbname: None,
+            application_name: None,
+        }
+    }
+
+    #[test]
+    fn a_log_entry_tells_when_it_was_written_and_a_plan_when_it_began() {
+        let logged = entry("2026-12-07 10:06:44.123 UTC", "");
+        let at = logged.logged_at().expect("a timestamp");
+        let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(since_epoch.as_millis(), 1_796_638_004_123);
+        assert_eq!(entry("yesterday", "").logged_at(), None);
+        let message = r#"duration: 30.5 ms  plan:
+{"Query Text": "SELECT 1", "Plan": {"Node Type": "Result", "Actual Rows": 1, "Actual Loops": 1, "Shared Hit Blocks": 350}}"#;
+        let plan = LoggedPlan {
+            ended: at,
+            plan: Plan::from_auto_explain(message).expect("a plan"),
+        };
+        assert_eq!(plan.plan.root.shared_hit_blocks, Some(350));
+        assert_eq!(
+            at.duration_since(plan.began()).unwrap(),
+            Duration::from_micros(30_500)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use debuglab_harness::{Plot, PlotKind, RunContext};
 
 use super::{percentile, Expected, Watched};
 use crate::replica::{Answer, Answered, Response};
-use crate::verdict::{Figures, Freshness, Seen, MAX_COMPUTATIONS_PER_EXPIRY};
+use crate::verdict::{Figures, Freshness, Seen, MAX_COMPUTATIONS_PER_EXPIRY, WAVE_GAP};
 use crate::workload::{Plan, ReplicaRun, DB_POOL};
 
 /// The width of the windows latencies and answers are grouped in, in ms.
@@ -104,6 +104,54 @@ pub fn record(
     }
     record_server_series(ctx, plan, figures, watched, &per_period);
     record_answer_series(ctx, figures, answered);
+}
+
+/// The most computations the timeline draws, row by row.
+const TIMELINE_ROWS: usize = 120;
+
+/// Records which computations ran at the same time, by the server log, or
+/// why that is unknown.
+pub fn record_waves(ctx: &RunContext, figures: &Figures, logged: &super::Logged) {
+    let computations = match logged {
+        Ok(computations) => computations,
+        Err(why) => {
+            ctx.evidence(format!(
+                "which computations ran at the same time is unknown: {why}; computations per expiry judge alone"
+            ));
+            return;
+        }
+    };
+    let Some(at_once) = &figures.computations.at_once else {
+        return;
+    };
+    ctx.metric(
+        "computations_per_wave",
+        (at_once.per_wave() * 100.0).round() / 100.0,
+    );
+    ctx.metric("waves_of_computations", at_once.waves as f64);
+    ctx.metric("most_computations_at_once", at_once.most as f64);
+    ctx.evidence(format!(
+        "PostgreSQL's log (auto_explain, each statement's end and duration): {} computations of the report in {} (each begun while another ran or less than {:.0} ms after the first ended), up to {} at one moment",
+        at_once.computations,
+        crate::verdict::waves(at_once.waves),
+        WAVE_GAP * figures.ttl_ms,
+        at_once.most
+    ));
+    let step = computations.len().div_ceil(TIMELINE_ROWS).max(1);
+    ctx.series(
+        "computation_timeline",
+        computations.iter().step_by(step).copied(),
+    );
+    let title = match step {
+        1 => "Each computation of the report, start to end".to_owned(),
+        _ => format!("Every {step}th computation of the report, start to end"),
+    };
+    ctx.plot(
+        Plot::new("computation_timeline", PlotKind::Timeline, &title)
+            .x("time since the traffic began (PostgreSQL's log)", "ms")
+            .y("computation", "")
+            .line("computation_timeline", "computing the report"),
+    );
 }
 
 /// Records what a storefront started after the traffic got.

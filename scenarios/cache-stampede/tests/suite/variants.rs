@@ -7,7 +7,9 @@ use debuglab_harness::testing::{
 };
 use debuglab_harness::{PlotKind, Report, Scenario, Variant};
 
-use crate::{use_replica_program, MAX_COMPUTATIONS_PER_EXPIRY, SCENARIO};
+use crate::{
+    use_replica_program, MAX_COMPUTATIONS_PER_EXPIRY, MAX_COMPUTATIONS_PER_WAVE, SCENARIO,
+};
 
 // Each variant runs once; its report is shared by the tests below.
 static BUGGY: SharedReport = SharedReport::new();
@@ -49,9 +51,13 @@ async fn buggy_computes_the_report_many_times_per_expiry() {
         metric(report, "computations_per_expiry") > 4.0 * MAX_COMPUTATIONS_PER_EXPIRY,
         "{text}"
     );
-    // Several at once, counted by PostgreSQL's own activity view.
+    // Several at once, by PostgreSQL's activity view and by its log.
     assert!(
         metric(report, "peak_concurrent_computations") > 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(report, "computations_per_wave") > 4.0 * MAX_COMPUTATIONS_PER_WAVE,
         "{text}"
     );
     assert!(report.summary.contains("computations per expiry"), "{text}");
@@ -69,6 +75,8 @@ async fn fixed_computes_it_about_once_per_expiry_and_follows_the_data() {
     );
     assert!(metric(report, "computations") >= 1.0, "{text}");
     assert_eq!(metric(report, "hung_requests"), 0.0, "{text}");
+    // One caller computes; the others, in whichever replica, wait for it.
+    assert_eq!(metric(report, "most_computations_at_once"), 1.0, "{text}");
 }
 
 #[tokio::test]
@@ -102,6 +110,7 @@ async fn the_reports_draw_what_their_evidence_describes() {
         ("keyspace_misses", PlotKind::Line),
         ("latency", PlotKind::Line),
         ("freshness", PlotKind::Line),
+        ("computation_timeline", PlotKind::Timeline),
     ] {
         let plot = report
             .plots

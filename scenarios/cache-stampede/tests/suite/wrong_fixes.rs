@@ -27,6 +27,8 @@ async fn judge(name: &str) -> Report {
 /// The count of a stampede: too many computations per expiry.
 const TOO_MANY: &str = "computations per expiry, up to";
 const BOUND: &str = "an expiry must cost the database at most 2 computations, however many shoppers and replicas ask";
+/// Computations that ran at the same time, by the server log.
+const AT_ONCE: &str = "repeated work under way or just done, whose report was fresh; on average a wave may hold at most 1.5 computations, however many shoppers and replicas ask";
 
 #[tokio::test]
 async fn a_report_that_never_expires_never_follows_the_data() {
@@ -46,6 +48,7 @@ async fn a_report_that_never_expires_never_follows_the_data() {
 async fn a_jittered_ttl_still_expires_for_everyone_at_once() {
     let report = judge("jittered_ttl").await;
     assert_unhealthy_because(&report, TOO_MANY);
+    assert_unhealthy_because(&report, AT_ONCE);
     assert_unhealthy_because(&report, BOUND);
     assert_eq!(metric(&report, "stale_after_traffic"), 0.0);
 }
@@ -53,18 +56,16 @@ async fn a_jittered_ttl_still_expires_for_everyone_at_once() {
 #[tokio::test]
 async fn a_lock_inside_one_process_does_not_reach_the_other_replicas() {
     let report = judge("process_lock").await;
-    assert_unhealthy_because(&report, TOO_MANY);
-    assert_unhealthy_because(&report, BOUND);
-    // One computation per replica at the most, so never more than four at
-    // once; when the looks saw two to four, the summary says what that means.
-    let peak = metric(&report, "peak_concurrent_computations");
-    assert!(peak <= 4.0, "{}", report.render_text(false));
-    if peak >= 2.0 {
-        assert_unhealthy_because(
-            &report,
-            "about one per replica process each time: whatever makes callers wait for each other must reach across the 4 replica processes, which share nothing but PostgreSQL and Redis",
-        );
-    }
+    // Judged by which computations ran at the same time, which a busy
+    // machine does not change (per expiry, it may be near the bound).
+    assert_unhealthy_because(&report, AT_ONCE);
+    assert_unhealthy_because(
+        &report,
+        "about one per replica process each time: whatever makes callers wait for each other must reach across the 4 replica processes, which share nothing but PostgreSQL and Redis",
+    );
+    // One computation per replica at the most.
+    let most = metric(&report, "most_computations_at_once");
+    assert!((2.0..=4.0).contains(&most), "{}", report.render_text(false));
 }
 
 #[tokio::test]
@@ -97,6 +98,7 @@ async fn refreshing_early_while_serving_the_old_report_is_another_correct_fix() 
     let report = judge("early_refresh").await;
     assert_fix_verified(&report);
     assert_eq!(metric(&report, "failed_requests"), 0.0);
+    assert_eq!(metric(&report, "most_computations_at_once"), 1.0);
 }
 
 #[tokio::test]
@@ -104,4 +106,5 @@ async fn an_advisory_lock_in_postgresql_is_another_correct_fix() {
     let report = judge("advisory_lock").await;
     assert_fix_verified(&report);
     assert_eq!(metric(&report, "failed_requests"), 0.0);
+    assert_eq!(metric(&report, "most_computations_at_once"), 1.0);
 }
