@@ -283,21 +283,63 @@ where
         .map_err(draw_error)?;
     draw_series(&mut chart, plot, series, frame)?;
     draw_bounds(&mut chart, plot, frame)?;
-    // A timeline's rows run from the upper left to the lower right, in the
-    // order they began: the lower left is where it has room.
-    let legend_at = match plot.kind {
-        PlotKind::Timeline => SeriesLabelPosition::LowerLeft,
-        _ => SeriesLabelPosition::UpperRight,
-    };
     chart
         .configure_series_labels()
-        .position(legend_at)
+        .position(legend_corner(plot, series, frame))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 13))
         .draw()
         .map_err(draw_error)?;
     Ok(())
+}
+
+/// Where the legend goes: the upper right, but for a timeline the corner
+/// its bars leave emptiest (rows run down in the order they began, so bars
+/// may fill any corner but one).
+fn legend_corner(plot: &Plot, series: &SeriesMap, frame: &Frame) -> SeriesLabelPosition {
+    if plot.kind != PlotKind::Timeline {
+        return SeriesLabelPosition::UpperRight;
+    }
+    let bars: Vec<(usize, [f64; 2])> = plot
+        .lines
+        .iter()
+        .filter_map(|line| series.get(&line.series))
+        .flat_map(|points| points.iter().copied().enumerate())
+        .filter(|(_, [start, end])| end > start)
+        .collect();
+    // The legend's box: about 45% of the width and 35% of the rows.
+    let (x, rows) = (&frame.x, frame.y.start.max(1.0));
+    let left_until = x.start + 0.45 * (x.end - x.start);
+    let right_from = x.end - 0.45 * (x.end - x.start);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, false, true),
+        (SeriesLabelPosition::LowerLeft, true, false),
+        (SeriesLabelPosition::UpperLeft, false, false),
+        (SeriesLabelPosition::LowerRight, true, true),
+    ];
+    let crowding = |lower: bool, right: bool| {
+        bars.iter()
+            .filter(|(row, [start, end])| {
+                let row = *row as f64 + 0.5;
+                let in_rows = if lower {
+                    row > 0.65 * rows
+                } else {
+                    row < 0.35 * rows
+                };
+                let in_width = if right {
+                    *end > right_from
+                } else {
+                    *start < left_until
+                };
+                in_rows && in_width
+            })
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|(_, lower, right)| crowding(*lower, *right))
+        .map_or(SeriesLabelPosition::UpperRight, |(corner, _, _)| corner)
 }
 
 type Chart<'a, 'b, X, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>;
@@ -579,6 +621,38 @@ mod tests {
         // Two bars and a legend square for each series.
         assert_eq!(in_colour(&document, "rect", 0).len(), 3, "{svg}");
         assert_eq!(in_colour(&document, "rect", 1).len(), 3, "{svg}");
+    }
+
+    #[test]
+    fn a_timeline_legend_goes_where_its_bars_leave_room() {
+        let plot = Plot::new("computations", PlotKind::Timeline, "Computations")
+            .x("time", "ms")
+            .y("computation", "")
+            .line("computing", "computing");
+        let legend = |rows: Vec<[f64; 2]>, frame_rows: f64| {
+            let data = series(&[("computing", rows)]);
+            let frame = Frame {
+                x: 0.0..1000.0,
+                y: frame_rows..0.0,
+                bins: Vec::new(),
+            };
+            legend_corner(&plot, &data, &frame)
+        };
+        // Rows that begin later and later: the upper right is empty.
+        let diagonal = (0..10).map(|i| [i as f64 * 90.0, i as f64 * 90.0 + 100.0]);
+        assert_eq!(
+            legend(diagonal.collect(), 10.0),
+            SeriesLabelPosition::UpperRight
+        );
+        // A few rows across the whole width, on axes shared with a longer
+        // timeline: below them is room.
+        let few = vec![[0.0, 50.0], [300.0, 350.0], [900.0, 950.0]];
+        assert_eq!(legend(few, 40.0), SeriesLabelPosition::LowerLeft);
+        // Long bars at the top and bottom rows on the left: the lower right.
+        let mut rows = vec![[0.0, 1000.0]; 4];
+        rows.extend(vec![[0.0, 10.0]; 2]);
+        rows.extend(vec![[0.0, 300.0]; 4]);
+        assert_eq!(legend(rows, 10.0), SeriesLabelPosition::LowerRight);
     }
 
     #[test]
