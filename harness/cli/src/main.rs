@@ -384,11 +384,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Lab { format, html } => {
             terminal::Spinners::install_if_terminal();
             let all_as_expected = lab::lab(format == Format::Json, html).await?;
-            Ok(if all_as_expected {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            // 1 when a scenario did not turn out as expected.
+            Ok(ExitCode::from(u8::from(!all_as_expected)))
         }
         Command::Bench { runs, format } => {
             terminal::Spinners::install_if_terminal();

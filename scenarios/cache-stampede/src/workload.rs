@@ -167,12 +167,7 @@ pub type ReplicaRun = (
 /// figures the verdict is made of (also recorded on `ctx`).
 pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     let (database, redis) = tokio::try_join!(ctx.database(Some(&SALES)), ctx.redis())?;
-    if !database.has_statement_stats() {
-        return Err(HarnessError::Setup {
-            scenario: ctx.info().id.to_owned(),
-            detail: "this PostgreSQL server does not load pg_stat_statements, which the run needs to count the report's computations".to_owned(),
-        });
-    }
+    require_statement_stats(ctx, &database)?;
     let plan = if ctx.is_live() {
         live_plan(ctx.seed())
     } else {
@@ -245,6 +240,18 @@ pub async fn run_replicas(ctx: &RunContext, code: Code) -> Result<Figures> {
     }
     asker.close().await;
     Ok(figures)
+}
+
+/// The run counts computations with `pg_stat_statements`: a server without
+/// it cannot run the scenario.
+fn require_statement_stats(ctx: &RunContext, database: &RunDatabase) -> Result<()> {
+    if database.has_statement_stats() {
+        return Ok(());
+    }
+    Err(HarnessError::Setup {
+        scenario: ctx.info().id.to_owned(),
+        detail: "this PostgreSQL server does not load pg_stat_statements, which the run needs to count the report's computations".to_owned(),
+    })
 }
 
 /// What the run's conductor set going: the reports it expects, its own

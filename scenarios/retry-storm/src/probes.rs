@@ -499,14 +499,6 @@ fn record_plots(ctx: &RunContext, books: &Books, watched: &[Sample<Moment>]) {
     ctx.series("served_to_nobody", per_bucket(|c| c.served_to_nobody));
     ctx.series("busy", per_bucket(|c| c.busy));
     ctx.series("down", per_bucket(|c| c.down));
-    ctx.series(
-        "queue",
-        plot::sampled(watched, |moment| moment.queue as f64),
-    );
-    ctx.series(
-        "orders_waiting",
-        plot::sampled(watched, |moment| moment.orders_waiting as f64),
-    );
     let capacity = WAREHOUSE.capacity_per_bucket();
     ctx.plot(
         Plot::new(
@@ -534,6 +526,19 @@ fn record_plots(ctx: &RunContext, books: &Books, watched: &[Sample<Moment>]) {
         .line("busy", "turned away: queue full")
         .line("down", "turned away: down")
         .bound(capacity, &format!("capacity: {capacity:.0} per 100 ms")),
+    );
+    record_queue_plot(ctx, watched);
+}
+
+/// The warehouse's queue and the orders waiting, as the watch sampled them.
+fn record_queue_plot(ctx: &RunContext, watched: &[Sample<Moment>]) {
+    ctx.series(
+        "queue",
+        plot::sampled(watched, |moment| moment.queue as f64),
+    );
+    ctx.series(
+        "orders_waiting",
+        plot::sampled(watched, |moment| moment.orders_waiting as f64),
     );
     let bound = WAREHOUSE.queue_bound as f64;
     ctx.plot(

@@ -7,6 +7,7 @@
 //! times appear only to place an order before, during or after the outage,
 //! on the warehouse's clock.
 
+use debuglab_harness::report::grouped;
 use debuglab_harness::Verdict;
 
 /// The most attempts per order the warehouse may receive, over the run and
@@ -161,9 +162,9 @@ fn load_problems(figures: &Figures) -> Vec<String> {
         problems.push(format!(
             "the warehouse received {} attempts for {} orders, {amplification:.1} per order \
              (at most {MAX_AMPLIFICATION:.0}), up to {} in 100 ms against its capacity of {:.0}",
-            warehouse.attempts,
+            grouped(warehouse.attempts as f64),
             orders.offered,
-            warehouse.peak_attempts_per_bucket,
+            grouped(warehouse.peak_attempts_per_bucket as f64),
             warehouse.capacity_per_bucket
         ));
     }
@@ -177,8 +178,8 @@ fn load_problems(figures: &Figures) -> Vec<String> {
             warehouse.outage_ms,
             orders.reserved_after_outage,
             MIN_RESERVED_AFTER_OUTAGE * 100.0,
-            warehouse.served_to_nobody,
-            warehouse.busy
+            grouped(warehouse.served_to_nobody as f64),
+            grouped(warehouse.busy as f64)
         ));
     }
     problems
@@ -188,22 +189,24 @@ fn load_problems(figures: &Figures) -> Vec<String> {
 fn answer_problems(figures: &Figures) -> Vec<String> {
     let (orders, warehouse) = (&figures.orders, &figures.warehouse);
     let most = warehouse.most_attempts_for_one_order;
+    let most_said = grouped(most as f64);
     let mut problems = Vec::new();
     if orders.unfinished > 0 && warehouse.most_attempts_unanswered > MAX_ATTEMPTS_PER_ORDER {
         problems.push(format!(
             "{} orders were still being retried when the run ended and never answered their \
-             callers (the warehouse received up to {most} attempts for one order)",
+             callers (the warehouse received up to {most_said} attempts for one order)",
             orders.unfinished
         ));
     } else if orders.unfinished > 0 {
         problems.push(format!(
             "{} orders were never answered: still waiting when the run was cut off, after at \
              most {} attempts each",
-            orders.unfinished, warehouse.most_attempts_unanswered
+            orders.unfinished,
+            grouped(warehouse.most_attempts_unanswered as f64)
         ));
     } else if most > MAX_ATTEMPTS_PER_ORDER {
         problems.push(format!(
-            "the warehouse received {most} attempts for a single order (at most \
+            "the warehouse received {most_said} attempts for a single order (at most \
              {MAX_ATTEMPTS_PER_ORDER}): an order asked about without a limit never gives up \
              on a warehouse that is gone"
         ));
@@ -345,16 +348,16 @@ mod tests {
         let summary = summary(&stormed());
         assert!(
             summary.starts_with(
-                "The warehouse received 61234 attempts for 220 orders, 278.3 per order (at most 4), up to 5400 in 100 ms against its capacity of 30"
+                "The warehouse received 61,234 attempts for 220 orders, 278.3 per order (at most 4), up to 5,400 in 100 ms against its capacity of 30"
             ),
             "{summary}"
         );
         assert!(summary.contains(
             "after its 700 ms outage the warehouse reserved only 0 of the 100 orders that arrived"
         ));
-        assert!(summary.contains("it served 402 attempts to callers who had already hung up and turned 48000 away as busy"));
+        assert!(summary.contains("it served 402 attempts to callers who had already hung up and turned 48,000 away as busy"));
         assert!(summary.contains(
-            "160 orders were still being retried when the run ended and never answered their callers (the warehouse received up to 3100 attempts for one order)"
+            "160 orders were still being retried when the run ended and never answered their callers (the warehouse received up to 3,100 attempts for one order)"
         ));
     }
 

@@ -37,32 +37,7 @@ pub fn record(
         plan.seed,
         plan.ttl.as_millis()
     ));
-    for (index, run) in runs {
-        let Some(report) = run
-            .as_ref()
-            .ok()
-            .and_then(|outcome| outcome.report.as_ref())
-        else {
-            continue;
-        };
-        let responses = &report.served.responses;
-        let latencies: Vec<f64> = responses.iter().map(Response::latency_ms).collect();
-        let failed = responses
-            .iter()
-            .filter(|response| response.2.is_none())
-            .count();
-        let ready = report.served.ready_ms;
-        ctx.evidence(format!(
-            "replica {} (ready {:.0} ms {} the traffic began): {} requests, {failed} failed; median {:.1} ms, p99 {:.0} ms, slowest {:.0} ms",
-            index.map_or("?".to_owned(), |index| index.to_string()),
-            ready.abs(),
-            if ready <= 0.0 { "before" } else { "after" },
-            latencies.len(),
-            percentile(&latencies, 50.0).unwrap_or(0.0),
-            percentile(&latencies, 99.0).unwrap_or(0.0),
-            percentile(&latencies, 100.0).unwrap_or(0.0),
-        ));
-    }
+    record_replicas(ctx, runs);
     let per_period = watched.per_period(figures.ttl_ms, figures.traffic_ms);
     ctx.evidence(format!(
         "computations finished in each {:.0} ms TTL period (pg_stat_statements, every {} ms): {}",
@@ -104,6 +79,36 @@ pub fn record(
     }
     record_server_series(ctx, plan, figures, watched, &per_period);
     record_answer_series(ctx, figures, answered);
+}
+
+/// One line of evidence per replica process: its requests and latencies.
+fn record_replicas(ctx: &RunContext, runs: &[ReplicaRun]) {
+    for (index, run) in runs {
+        let Some(report) = run
+            .as_ref()
+            .ok()
+            .and_then(|outcome| outcome.report.as_ref())
+        else {
+            continue;
+        };
+        let responses = &report.served.responses;
+        let latencies: Vec<f64> = responses.iter().map(Response::latency_ms).collect();
+        let failed = responses
+            .iter()
+            .filter(|response| response.2.is_none())
+            .count();
+        let ready = report.served.ready_ms;
+        ctx.evidence(format!(
+            "replica {} (ready {:.0} ms {} the traffic began): {} requests, {failed} failed; median {:.1} ms, p99 {:.0} ms, slowest {:.0} ms",
+            index.map_or("?".to_owned(), |index| index.to_string()),
+            ready.abs(),
+            if ready <= 0.0 { "before" } else { "after" },
+            latencies.len(),
+            percentile(&latencies, 50.0).unwrap_or(0.0),
+            percentile(&latencies, 99.0).unwrap_or(0.0),
+            percentile(&latencies, 100.0).unwrap_or(0.0),
+        ));
+    }
 }
 
 /// The most computations the timeline draws, row by row.
@@ -271,6 +276,12 @@ fn record_server_series(
         .line("computations_so_far", "computations")
         .bound(figures.computations.expiries, "one per expiry"),
     );
+    record_activity_series(ctx, plan, watched);
+}
+
+/// The series of the backends at work and of Redis' misses, look by look.
+fn record_activity_series(ctx: &RunContext, plan: &Plan, watched: &Watched) {
+    let looks = watched.looks.iter().filter(|look| look.at_ms >= 0.0);
     ctx.series(
         "running_backends",
         looks.clone().map(|look| [look.at_ms, look.running as f64]),
