@@ -331,7 +331,7 @@ async fn connect_redis(info: &ConnectionInfo) -> Result<MultiplexedConnection> {
     info.redis.db = 0;
     redis::Client::open(redis::ConnectionInfo::from(info))
         .map_err(HarnessError::redis("configuring a client"))?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&crate::redis::connection_config())
         .await
         .map_err(HarnessError::redis("connecting"))
 }
@@ -453,7 +453,7 @@ async fn lease_keys(conn: &mut MultiplexedConnection) -> Result<Vec<String>> {
 async fn connect_redis_db(info: ConnectionInfo) -> Result<MultiplexedConnection> {
     redis::Client::open(redis::ConnectionInfo::from(info))
         .map_err(HarnessError::redis("configuring a client"))?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&crate::redis::connection_config())
         .await
         .map_err(HarnessError::redis("connecting"))
 }

@@ -306,9 +306,9 @@ pub(crate) async fn open_pool(
     settings: PoolSettings,
     checkouts: Option<Arc<CheckoutLog>>,
 ) -> Result<Pool> {
-    let mut builder = deadpool_redis::Config::from_connection_info(info)
-        .builder()
-        .map_err(HarnessError::redis("configuring a pool"))?
+    let manager = deadpool_redis::Manager::new_with_config(info, connection_config())
+        .map_err(HarnessError::redis("configuring a pool"))?;
+    let mut builder = Pool::builder(manager)
         .max_size(settings.max_connections as usize)
         .wait_timeout(Some(settings.acquire_timeout))
         .create_timeout(Some(Duration::from_secs(5)))
@@ -332,8 +332,22 @@ pub(crate) async fn open_pool(
 
 async fn open_connection(info: ConnectionInfo) -> redis::RedisResult<MultiplexedConnection> {
     redis::Client::open(redis::ConnectionInfo::from(info))?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&connection_config())
         .await
+}
+
+/// How long a Redis connection waits to connect or for a reply before it
+/// gives up. Redis answers within milliseconds; redis-rs' own defaults (1 s
+/// to connect, 500 ms per reply) turned a busy laptop's scheduling delays
+/// into failed requests and probes. This only stops a dead server from
+/// holding a connection forever; the run's budget bounds the rest.
+const REPLY_LIMIT: Duration = Duration::from_secs(10);
+
+/// The settings of every connection the harness opens, pooled or not.
+pub(crate) fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REPLY_LIMIT))
+        .set_response_timeout(Some(REPLY_LIMIT))
 }
 
 /// A key's remaining time to live, as `PTTL` reports it.
