@@ -321,9 +321,10 @@ pub mod blocks_its_thread {
 
 /// Correct: refresh early, serve the old report meanwhile. The report is
 /// stored with the time it goes stale, under a key that lives two TTLs; the
-/// first caller to find it stale claims the refresh (SET NX) and computes,
-/// the others keep serving the stale report for the moment it takes. Only
-/// a missing report (the very first) makes callers wait.
+/// first caller to find it stale claims the refresh (SET NX), looks again
+/// and computes if it is still stale; the others keep serving the stale
+/// report for the moment it takes. Only a missing report (the very first)
+/// makes callers wait.
 pub mod early_refresh {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -367,6 +368,13 @@ pub mod early_refresh {
         }
     }
 
+    async fn read_stored(
+        cache: &mut deadpool_redis::Connection,
+    ) -> Result<Option<Stored>, ServiceError> {
+        let stored: Option<String> = cache.get(REPORT_KEY).await?;
+        Ok(stored.map(|text| serde_json::from_str(&text)).transpose()?)
+    }
+
     fn now_ms() -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -383,9 +391,7 @@ pub mod early_refresh {
             let mut cache = self.cache.get().await?;
             let ttl_ms = self.config.ttl.as_millis() as u64;
             loop {
-                let stored: Option<String> = cache.get(REPORT_KEY).await?;
-                let stored: Option<Stored> =
-                    stored.map(|text| serde_json::from_str(&text)).transpose()?;
+                let stored = read_stored(&mut cache).await?;
                 if let Some(stored) = &stored {
                     if now_ms() < stored.stale_at_ms {
                         return Ok(stored.report.clone());
@@ -400,7 +406,12 @@ pub mod early_refresh {
                     .query_async(&mut *cache)
                     .await?;
                 if claimed.is_some() {
-                    let refreshed = self.refresh(&mut cache, ttl_ms).await;
+                    // Look again: whoever held the claim before may just have
+                    // refreshed it.
+                    let refreshed = match read_stored(&mut cache).await? {
+                        Some(now) if now_ms() < now.stale_at_ms => Ok(now.report),
+                        _ => self.refresh(&mut cache, ttl_ms).await,
+                    };
                     let _: i64 = cache.del(REFRESHING_KEY).await?;
                     return refreshed;
                 }
