@@ -14,7 +14,7 @@ pub const MAX_COMPUTATIONS_PER_EXPIRY: f64 = 2.0;
 
 /// The most computations of the report a wave of them may hold, on average
 /// over the run: one, and room for the odd second (a wave is computations
-/// that ran at the same time, see [`AtOnce`]).
+/// that ran at the same time or soon after one another, see [`AtOnce`]).
 pub const MAX_COMPUTATIONS_PER_WAVE: f64 = 1.5;
 
 /// How long past the TTL and twice the slowest request new sales may take to

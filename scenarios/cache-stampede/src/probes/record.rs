@@ -149,7 +149,7 @@ pub fn record_waves(ctx: &RunContext, figures: &Figures, logged: &super::Logged)
     );
     let title = match step {
         1 => "Each computation of the report, start to end".to_owned(),
-        _ => format!("Every {step}th computation of the report, start to end"),
+        _ => format!("One in {step} computations of the report, start to end"),
     };
     ctx.plot(
         Plot::new("computation_timeline", PlotKind::Timeline, &title)
