@@ -278,7 +278,7 @@ async fn wait_for_go(replica: usize) -> std::result::Result<(Instant, Option<Str
             .arg(replica)
             .query_async(&mut *conn)
             .await?;
-        // Short blocking pops: a connection gives up on a reply after 500 ms.
+        // Short blocking pops, so that the loop keeps to the barrier's own limit.
         while since.elapsed() < BARRIER_LIMIT {
             let go: Option<(String, String)> = redis::cmd("BLPOP")
                 .arg(GO_KEY)
