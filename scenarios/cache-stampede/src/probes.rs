@@ -82,8 +82,7 @@ pub async fn expected_reports(database: &RunDatabase) -> Result<Expected> {
         .map_err(HarnessError::postgres("computing the report"))?;
     let after = with_new_sales_rolled_back(&mut conn).await?;
     let plan = database.explain_analyze(BEST_SELLERS_SQL, TOP_N).await?;
-    let blocks =
-        plan.root.shared_hit_blocks.unwrap_or(0) + plan.root.shared_read_blocks.unwrap_or(0);
+    let blocks = plan.shared_blocks().unwrap_or(0);
     let leader = |report: &BestSellers| {
         report
             .first()

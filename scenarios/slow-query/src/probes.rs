@@ -216,7 +216,7 @@ pub fn plan_figures(plans: &[Plan], rows_returned: usize) -> Option<PlanFigures>
     figures.rows = rows;
     figures.shared_blocks = plans
         .iter()
-        .filter_map(|plan| Some(plan.root.shared_hit_blocks? + plan.root.shared_read_blocks?))
+        .filter_map(Plan::shared_blocks)
         .reduce(|a, b| a + b);
     Some(figures)
 }

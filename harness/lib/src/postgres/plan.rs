@@ -138,6 +138,12 @@ impl Plan {
         self.root.actual_rows.is_some()
     }
 
+    /// Shared buffers the whole statement touched, in cache or read
+    /// (`BUFFERS`); `None` when the plan did not measure them.
+    pub fn shared_blocks(&self) -> Option<i64> {
+        Some(self.root.shared_hit_blocks? + self.root.shared_read_blocks?)
+    }
+
     /// Every node, top-down.
     pub fn nodes(&self) -> Vec<&PlanNode> {
         let mut out = Vec::new();

@@ -46,12 +46,7 @@ pub async fn logged_computations(
         let plans = database.logged_plans_since(mark).await?;
         let mut computations: Vec<[f64; 2]> = plans
             .iter()
-            .filter(|logged| {
-                let root = &logged.plan.root;
-                let touched =
-                    root.shared_hit_blocks.unwrap_or(0) + root.shared_read_blocks.unwrap_or(0);
-                touched >= blocks / 2
-            })
+            .filter(|logged| logged.plan.shared_blocks().unwrap_or(0) >= blocks / 2)
             .map(|logged| {
                 [
                     millis_between(start, logged.began()),
@@ -60,6 +55,7 @@ pub async fn logged_computations(
             })
             .collect();
         if computations.len() >= counted || tokio::time::Instant::now() >= deadline {
+            // In the order they began: the timeline's rows.
             computations.sort_by(|a, b| a[0].total_cmp(&b[0]));
             return Ok(Ok(computations));
         }
