@@ -135,13 +135,22 @@ fn watch(session: &str) -> i32 {
 async fn clean_up(session: &str) -> i32 {
     // A little before now, in case Docker's clock is behind this one.
     let since = unix_seconds(SystemTime::now() - Duration::from_secs(5));
-    if remove_containers(session).await.is_err() {
+    let Ok(client) = docker::connect().await.map_err(|error| {
+        tracing::error!(session, "container watcher: {error}");
+    }) else {
+        return 1;
+    };
+    if remove_containers(&client, session).await.is_err() {
         return 1;
     }
     // The parent (if alive) may go now; a parent that is gone reads nothing.
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{SWEPT}").and_then(|()| stdout.flush());
-    i32::from(remove_late_arrivals(session, &since).await.is_err())
+    i32::from(
+        remove_late_arrivals(&client, session, &since)
+            .await
+            .is_err(),
+    )
 }
 
 /// Follows Docker's events from `since` for [`IN_FLIGHT_GRACE`] and removes
@@ -151,10 +160,11 @@ async fn clean_up(session: &str) -> i32 {
 /// creation whose event a busy daemon dropped from its short replay buffer,
 /// and the grace ends on this process's clock, whether or not Docker ends
 /// the stream at `until`.
-async fn remove_late_arrivals(session: &str, since: &str) -> Result<(), ()> {
-    let client = docker::connect().await.map_err(|error| {
-        tracing::error!(session, "container watcher: {error}");
-    })?;
+async fn remove_late_arrivals(
+    client: &bollard::Docker,
+    session: &str,
+    since: &str,
+) -> Result<(), ()> {
     let until = unix_seconds(SystemTime::now() + IN_FLIGHT_GRACE);
     let filters = HashMap::from([
         ("type".to_owned(), vec!["container".to_owned()]),
@@ -178,11 +188,11 @@ async fn remove_late_arrivals(session: &str, since: &str) -> Result<(), ()> {
     loop {
         tokio::select! {
             () = &mut grace_ends => break,
-            _ = sweeps.tick() => result = result.and(remove_containers(session).await.map(drop)),
+            _ = sweeps.tick() => result = result.and(remove_containers(client, session).await),
             event = events.next(), if following => match event {
                 Some(Ok(event)) => {
                     if let Some(id) = event.actor.and_then(|actor| actor.id) {
-                        result = result.and(remove_container(&client, session, &id).await);
+                        result = result.and(remove_container(client, session, &id).await);
                     }
                 }
                 // Docker ended the stream at `until`, or early: the sweeps go on.
@@ -199,7 +209,7 @@ async fn remove_late_arrivals(session: &str, since: &str) -> Result<(), ()> {
             },
         }
     }
-    result.and(remove_containers(session).await.map(drop))
+    result.and(remove_containers(client, session).await)
 }
 
 /// `time` as Docker's API takes it: seconds since the epoch, with a fraction.
@@ -212,14 +222,12 @@ fn unix_seconds(time: SystemTime) -> String {
     )
 }
 
-/// Removes every container labelled with `session`; each failure is logged.
-pub(crate) async fn remove_containers(session: &str) -> Result<usize, ()> {
+/// Removes every container labelled with `session`, through `client`;
+/// each failure is logged.
+async fn remove_containers(client: &bollard::Docker, session: &str) -> Result<(), ()> {
     let fail = |what: &str, detail: String| {
         tracing::error!(session, "container watcher: {what}: {detail}");
     };
-    let client = docker::connect().await.map_err(|error| {
-        tracing::error!(session, "container watcher: {error}");
-    })?;
     let filters = HashMap::from([(
         "label".to_owned(),
         vec![format!("{SESSION_LABEL}={session}")],
@@ -233,12 +241,9 @@ pub(crate) async fn remove_containers(session: &str) -> Result<usize, ()> {
         .list_containers(Some(options))
         .await
         .map_err(|error| fail("cannot list containers", docker::short_error(&error)))?;
-    let mut result = Ok(0);
+    let mut result = Ok(());
     for id in containers.into_iter().filter_map(|container| container.id) {
-        result = match (result, remove_container(&client, session, &id).await) {
-            (Ok(removed), Ok(())) => Ok(removed + 1),
-            _ => Err(()),
-        };
+        result = result.and(remove_container(client, session, &id).await);
     }
     result
 }
