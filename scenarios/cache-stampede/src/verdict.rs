@@ -380,6 +380,15 @@ fn reach_across(figures: &Figures) -> String {
 mod tests {
     use super::*;
 
+    /// What the log showed: computations, waves, the most at one moment.
+    fn logged(computations: usize, waves: usize, most: usize) -> Option<AtOnce> {
+        Some(AtOnce {
+            computations,
+            waves,
+            most,
+        })
+    }
+
     /// A healthy run: 4 replicas × 16 shoppers, 5 expiries, 5 computations,
     /// the new sales shown 270 ms after their commit.
     fn healthy() -> Figures {
@@ -398,11 +407,7 @@ mod tests {
                 expiries: 5.0,
                 bursts: 5,
                 peak_concurrent: 1,
-                at_once: Some(AtOnce {
-                    computations: 5,
-                    waves: 5,
-                    most: 1,
-                }),
+                at_once: logged(5, 5, 1),
             },
             freshness: Some(Freshness {
                 changed_at_ms: 300.0,
@@ -475,11 +480,7 @@ mod tests {
         let mut figures = healthy();
         figures.computations.computations = 11.0;
         figures.computations.expiries = 5.5;
-        figures.computations.at_once = Some(AtOnce {
-            computations: 11,
-            waves: 3,
-            most: 4,
-        });
+        figures.computations.at_once = logged(11, 3, 4);
         figures
     }
 
@@ -496,17 +497,9 @@ mod tests {
         let mut figures = healthy();
         // Six computations in four waves: the odd second, twice.
         figures.computations.computations = 6.0;
-        figures.computations.at_once = Some(AtOnce {
-            computations: 6,
-            waves: 4,
-            most: 2,
-        });
+        figures.computations.at_once = logged(6, 4, 2);
         assert!(verdict(&figures).healthy, "{}", verdict(&figures).summary);
-        figures.computations.at_once = Some(AtOnce {
-            computations: 7,
-            waves: 4,
-            most: 2,
-        });
+        figures.computations.at_once = logged(7, 4, 2);
         let summary = summary(&figures);
         assert!(summary.starts_with("PostgreSQL's log shows 7 computations of the report in 4 waves, each computation of a wave begun while another ran or less than 125 ms after the first ended (up to 2 at one moment): 1.8 per wave, so 3 of them repeated work under way or just done"), "{summary}");
         // Where the log cannot be read, only the count per expiry judges.
@@ -518,11 +511,7 @@ mod tests {
     fn a_stampede_in_the_log_says_nothing_about_replicas() {
         let mut figures = healthy();
         figures.computations.computations = 150.0;
-        figures.computations.at_once = Some(AtOnce {
-            computations: 150,
-            waves: 4,
-            most: 48,
-        });
+        figures.computations.at_once = logged(150, 4, 48);
         let summary = summary(&figures);
         assert!(
             summary.contains("37.5 per wave, so 146 of them repeated work under way or just done"),
@@ -530,11 +519,7 @@ mod tests {
         );
         assert!(!summary.contains("about one per replica"), "{summary}");
         assert_eq!(AtOnce::default().per_wave(), 0.0);
-        figures.computations.at_once = Some(AtOnce {
-            computations: 48,
-            waves: 1,
-            most: 16,
-        });
+        figures.computations.at_once = logged(48, 1, 16);
         assert!(summary_of(&figures).contains("48 computations of the report in 1 wave, each"));
     }
 
