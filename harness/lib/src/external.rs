@@ -329,11 +329,7 @@ async fn drop_databases(admin: &mut PgConnection, owners: &Owners) -> Result<Vec
 async fn connect_redis(info: &ConnectionInfo) -> Result<MultiplexedConnection> {
     let mut info = info.clone();
     info.redis.db = 0;
-    redis::Client::open(redis::ConnectionInfo::from(info))
-        .map_err(HarnessError::redis("configuring a client"))?
-        .get_multiplexed_async_connection_with_config(&crate::redis::connection_config())
-        .await
-        .map_err(HarnessError::redis("connecting"))
+    connect_redis_db(info).await
 }
 
 async fn live_redis_sessions(conn: &mut MultiplexedConnection) -> Result<BTreeSet<String>> {
@@ -451,9 +447,7 @@ async fn lease_keys(conn: &mut MultiplexedConnection) -> Result<Vec<String>> {
 }
 
 async fn connect_redis_db(info: ConnectionInfo) -> Result<MultiplexedConnection> {
-    redis::Client::open(redis::ConnectionInfo::from(info))
-        .map_err(HarnessError::redis("configuring a client"))?
-        .get_multiplexed_async_connection_with_config(&crate::redis::connection_config())
+    crate::redis::open_connection(info)
         .await
         .map_err(HarnessError::redis("connecting"))
 }

@@ -330,7 +330,9 @@ pub(crate) async fn open_pool(
     Ok(pool)
 }
 
-async fn open_connection(info: ConnectionInfo) -> redis::RedisResult<MultiplexedConnection> {
+pub(crate) async fn open_connection(
+    info: ConnectionInfo,
+) -> redis::RedisResult<MultiplexedConnection> {
     redis::Client::open(redis::ConnectionInfo::from(info))?
         .get_multiplexed_async_connection_with_config(&connection_config())
         .await
@@ -344,7 +346,7 @@ async fn open_connection(info: ConnectionInfo) -> redis::RedisResult<Multiplexed
 const REPLY_LIMIT: Duration = Duration::from_secs(10);
 
 /// The settings of every connection the harness opens, pooled or not.
-pub(crate) fn connection_config() -> redis::AsyncConnectionConfig {
+fn connection_config() -> redis::AsyncConnectionConfig {
     redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REPLY_LIMIT))
         .set_response_timeout(Some(REPLY_LIMIT))
