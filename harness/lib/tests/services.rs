@@ -79,6 +79,13 @@ async fn postgres_runs_get_their_own_database_with_query_statistics() {
         assert_eq!(again, kept);
         assert_eq!(first.database.statement_totals().await.unwrap(), kept);
     }
+    // The run's connections are what pg_stat_activity shows, never a probe:
+    // not the one asking, nor another kept open by a sampler at that moment.
+    let held = pool.acquire().await.unwrap();
+    let _sampler = first.database.probe_connection().await.unwrap();
+    let activity = first.database.activity().await.unwrap();
+    assert_eq!(activity.len(), pool.size() as usize, "{activity:?}");
+    drop(held);
     pool.close().await;
     first.close().await;
 

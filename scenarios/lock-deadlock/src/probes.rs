@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use debuglab_harness::plot;
 use debuglab_harness::postgres::{
-    lock_waits_on, ActivityRow, LogEntry, LogMark, PgConnection, RunDatabase,
+    lock_waits_on, ActivityRow, LogEntry, LogMark, PgConnection, RunDatabase, RUN_CONNECTIONS,
 };
 use debuglab_harness::report::grouped;
 use debuglab_harness::sampler::{sample_every, Sample, Sampler};
@@ -112,13 +112,11 @@ impl Watch {
 
 /// One moment; the backends too when more locks wait than ever before.
 async fn look(conn: &mut PgConnection, most_waiters: &Mutex<i64>) -> Result<Moment> {
-    let (open_transfers, money_cents): (i64, i64) = sqlx::query_as(
+    let (open_transfers, money_cents): (i64, i64) = sqlx::query_as(&format!(
         "SELECT (SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()
-                   AND backend_type = 'client backend' AND application_name <> 'debuglab-probe'
-                   AND xact_start IS NOT NULL),
-                (SELECT coalesce(sum(balance), 0)::bigint FROM accounts)",
-    )
+                 WHERE {RUN_CONNECTIONS} AND xact_start IS NOT NULL),
+                (SELECT coalesce(sum(balance), 0)::bigint FROM accounts)"
+    ))
     .fetch_one(&mut *conn)
     .await
     .map_err(HarnessError::postgres("looking at the transfers"))?;

@@ -29,6 +29,7 @@ use tokio::sync::OnceCell;
 pub use plan::{Plan, PlanNode};
 pub use probes::{
     lock_waits_on, ActivityRow, LogEntry, LogMark, LoggedPlan, StatementStats, StatementTotals,
+    RUN_CONNECTIONS,
 };
 pub use sqlx::postgres::{PgConnection, PgPool};
 

@@ -67,6 +67,13 @@ pub struct StatementTotals {
     pub total_ms: f64,
 }
 
+/// The `pg_stat_activity` condition that picks the run's own connections:
+/// client backends on the caller's database, less the harness's probes
+/// (`debuglab-probe`, one of which may be reading at the same moment) and
+/// the connection that asks.
+pub const RUN_CONNECTIONS: &str = "datname = current_database() AND pid <> pg_backend_pid()
+     AND backend_type = 'client backend' AND application_name <> 'debuglab-probe'";
+
 /// One backend connected to the run's database, from `pg_stat_activity`.
 #[derive(Clone, Debug)]
 pub struct ActivityRow {
@@ -259,16 +266,16 @@ impl ActivityRow {
     /// Every other client backend connected to `conn`'s database, longest in
     /// its state first (on a connection the caller keeps, for samplers).
     pub async fn read(conn: &mut PgConnection) -> Result<Vec<ActivityRow>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT pid, state,
                     CASE WHEN wait_event IS NULL THEN NULL ELSE wait_event_type || '/' || wait_event END AS wait_event,
                     (EXTRACT(EPOCH FROM now() - xact_start) * 1000)::float8 AS transaction_ms,
                     (EXTRACT(EPOCH FROM now() - state_change) * 1000)::float8 AS state_ms,
                     query
              FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-             ORDER BY state_change",
-        )
+             WHERE {RUN_CONNECTIONS}
+             ORDER BY state_change"
+        ))
         .fetch_all(conn)
         .await
         .map_err(HarnessError::postgres("reading pg_stat_activity"))?;
@@ -405,10 +412,8 @@ impl RunDatabase {
     /// Returns whether they were all gone in time.
     pub async fn end_backends(&self, limit: Duration) -> Result<bool> {
         let mut conn = self.probe_connection().await?;
-        let others = "datname = current_database() AND pid <> pg_backend_pid()
-                      AND backend_type = 'client backend' AND application_name <> 'debuglab-probe'";
         sqlx::query(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {RUN_CONNECTIONS}"
         ))
         .execute(&mut conn)
         .await
@@ -416,7 +421,7 @@ impl RunDatabase {
         let started = tokio::time::Instant::now();
         loop {
             let left: i64 = sqlx::query_scalar(&format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE {others}"
+                "SELECT count(*) FROM pg_stat_activity WHERE {RUN_CONNECTIONS}"
             ))
             .fetch_one(&mut conn)
             .await
