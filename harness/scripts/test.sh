@@ -41,6 +41,11 @@ run_one() {
     else
         printf 'FAILED  %s\n' "$name"
         sed 's/^/    /' "$log"
+        # Repeated in the summary at the end, where a log's tail shows it.
+        { printf '%s\n' "$name"
+          grep -E '^test .* FAILED$' "$log" | sed 's/^test /    /; s/ \.\.\. FAILED$//'
+          grep -A1 -E "^thread '.*' panicked at " "$log" | grep -v -E '^(thread |--$)' | sed 's/^/      /'
+        } >"$log.failed"
         return 1
     fi
 }
@@ -56,4 +61,8 @@ awk -F'\t' '{ rank = ($2 ~ /\/test\/suite$/) ? 0 : ($2 ~ /\/test\//) ? 1 : 2; pr
     | tr '\t\n' '\0\0' | xargs -0 -n 3 -P "$jobs" bash -c 'run_one "$@"' _ || status=1
 "$cargo" test --workspace --doc -q >"$logs/doc.log" 2>&1 || { cat "$logs/doc.log"; status=1; }
 echo "test binaries: $(wc -l <"$logs/binaries"), $jobs at a time, $((SECONDS - started)) s"
+if compgen -G "$logs/*.failed" >/dev/null; then
+    echo "failed (binary, its failing tests, their panic messages):"
+    cat "$logs"/*.failed | sed 's/^/  /'
+fi
 exit $status
