@@ -82,8 +82,10 @@ async fn fixed_computes_it_about_once_per_expiry_and_follows_the_data() {
 #[tokio::test]
 async fn the_signal_is_clear() {
     let (buggy, fixed) = (buggy().await, fixed().await);
+    // Fivefold at least: a busy machine thins the buggy stampede (fewer
+    // shoppers miss at the same moment), never the fixed single computation.
     for (name, factor) in [
-        ("computations_per_burst", 10.0),
+        ("computations_per_burst", 5.0),
         ("computations_per_expiry", 5.0),
     ] {
         let (buggy_rate, fixed_rate) = (metric(buggy, name), metric(fixed, name));
