@@ -62,10 +62,11 @@ impl Default for Limits {
 }
 
 /// Computing polls it takes — and at least [`CLEAR_SHARE`] of all request
-/// polls — or one computing poll this long, for the hogging to be clear. A
-/// poll's time on a CPU is its own: a busy machine does not lengthen it.
+/// polls — for the hogging to be clear. A poll's time on a CPU is mostly its
+/// own, but not always: on a virtual machine whose host is busy, a stolen
+/// moment may be charged to the thread that was running (one poll of 213 ms
+/// was seen in a busy make test), so one is not proof.
 const CLEAR_HOGGING_COUNT: u64 = 3;
-const CLEAR_HOGGING_SINGLE: Duration = Duration::from_millis(200);
 /// Sleeping polls it takes — and at least [`CLEAR_SHARE`] of all request
 /// polls — for the blocking to be clear. A handler that blocks does so on
 /// every request; a busy machine puts a thread to sleep now and then too,
@@ -95,13 +96,12 @@ pub struct Blocking {
 
 impl Blocking {
     /// Whether the blocking is beyond doubt: a stuck poll, a stalled runtime,
-    /// one long computing poll, or a pattern of computing or sleeping polls.
+    /// or a pattern of computing or sleeping polls.
     pub fn is_clear(&self) -> bool {
         let pattern = |polls: u64, count: u64| {
             polls >= count && polls as f64 >= CLEAR_SHARE * self.request_polls as f64
         };
         self.stuck.is_some()
-            || self.longest_hogging_ms >= millis(CLEAR_HOGGING_SINGLE)
             || pattern(self.hogging_polls, CLEAR_HOGGING_COUNT)
             || pattern(self.blocked_polls, CLEAR_BLOCKED_COUNT)
     }
@@ -812,13 +812,15 @@ mod tests {
     }
 
     #[test]
-    fn three_computing_polls_are_clear() {
-        // Time on a CPU is the poll's own; load does not stretch it.
+    fn three_computing_polls_are_clear_and_one_long_one_is_not() {
         let problems = seen(0, 0.0, 3, 60.0).problems();
         assert!(
             problems[0].contains("busy computing 3 times"),
             "{problems:?}"
         );
+        // A busy virtual machine's host can charge a stolen moment to a poll.
+        assert!(!seen(0, 0.0, 1, 250.0).is_clear());
+        assert!(!seen(0, 0.0, 2, 250.0).is_clear());
     }
 
     #[test]
@@ -834,12 +836,10 @@ mod tests {
     }
 
     #[test]
-    fn one_long_computing_poll_is_clear() {
-        assert!(seen(0, 0.0, 1, 200.0).is_clear());
-        assert!(!seen(0, 0.0, 1, 199.0).is_clear());
-        let problems = seen(0, 0.0, 1, 250.0).problems();
+    fn the_longest_poll_is_told() {
+        let problems = seen(0, 0.0, 3, 250.0).problems();
         assert!(
-            problems[0].contains("busy computing 1 times, up to 250 ms"),
+            problems[0].contains("busy computing 3 times, up to 250 ms"),
             "{problems:?}"
         );
     }
