@@ -137,9 +137,10 @@ pub(crate) fn random_password() -> String {
 
 /// A running service container and where to reach it.
 pub(crate) struct ServiceContainer {
-    /// Host name or address the container's port is published on.
+    /// The container's address on Docker's bridge, or the host name its
+    /// port is published on ([`address`]).
     pub host: String,
-    /// The published host port.
+    /// The server's port there.
     pub port: u16,
     /// The image the container runs.
     pub image: String,
@@ -200,15 +201,7 @@ async fn start_container_inner(spec: ContainerSpec) -> Result<ServiceContainer> 
             action: "start",
             detail: crate::redact::redact(&error.to_string()),
         })?;
-    let host = handle
-        .get_host()
-        .await
-        .map_err(|error| container_error(service, "inspect", error))?
-        .to_string();
-    let port = handle
-        .get_host_port_ipv4(port.tcp())
-        .await
-        .map_err(|error| container_error(service, "inspect", error))?;
+    let (host, port) = address(&client, &handle, service).await?;
     drop(step);
     tracing::info!(%service, %image, container = handle.id(), %host, port, "container started");
     Ok(ServiceContainer {
@@ -218,6 +211,55 @@ async fn start_container_inner(spec: ContainerSpec) -> Result<ServiceContainer> 
         image,
         _handle: handle,
     })
+}
+
+/// How long the harness tries the container's own address before it falls
+/// back to the published port.
+const DIRECT_ROUTE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Where the harness reaches a started container: at its own address on
+/// Docker's bridge where the host routes there (Linux), else at the port
+/// Docker publishes on the host (Docker Desktop, a remote engine). Every
+/// byte through a published port is copied by `docker-proxy`, a userland
+/// process that took as much CPU as the tests themselves in `make test`.
+async fn address(
+    client: &bollard::Docker,
+    handle: &ContainerAsync<GenericImage>,
+    service: Service,
+) -> Result<(String, u16)> {
+    let inside = service.container_port();
+    if let Some(ip) = own_address(client, handle.id()).await {
+        let direct = tokio::time::timeout(
+            DIRECT_ROUTE_TIMEOUT,
+            tokio::net::TcpStream::connect((ip, inside)),
+        )
+        .await;
+        if matches!(direct, Ok(Ok(_))) {
+            return Ok((ip.to_string(), inside));
+        }
+        tracing::debug!(%service, %ip, "the container's own address is not reachable; using its published port");
+    }
+    let host = handle
+        .get_host()
+        .await
+        .map_err(|error| container_error(service, "inspect", error))?
+        .to_string();
+    let port = handle
+        .get_host_port_ipv4(inside.tcp())
+        .await
+        .map_err(|error| container_error(service, "inspect", error))?;
+    Ok((host, port))
+}
+
+/// The container's address on the first network that gave it one.
+async fn own_address(client: &bollard::Docker, id: &str) -> Option<std::net::IpAddr> {
+    let container = client.inspect_container(id, None).await.ok()?;
+    container
+        .network_settings?
+        .networks?
+        .into_values()
+        .filter_map(|network| network.ip_address)
+        .find_map(|ip| ip.parse().ok())
 }
 
 fn container_error(
