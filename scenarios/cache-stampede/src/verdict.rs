@@ -369,9 +369,7 @@ pub fn waves(count: usize) -> String {
 fn one_per_replica(figures: &Figures, most_at_once: i64, per: f64) -> bool {
     let replicas = figures.replicas as i64;
     let turns = (figures.computations.mean_ms / figures.ttl_ms).max(1.0);
-    replicas > 1
-        && (2..=replicas).contains(&most_at_once)
-        && per <= 1.5 * turns * replicas as f64
+    replicas > 1 && (2..=replicas).contains(&most_at_once) && per <= 1.5 * turns * replicas as f64
 }
 
 fn reach_across(figures: &Figures) -> String {
