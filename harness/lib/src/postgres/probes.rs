@@ -536,18 +536,36 @@ impl RunDatabase {
     }
 
     /// The plans logged since `mark` by connections that
-    /// [`RunDatabase::log_plans_of_later_connections`] covers, oldest first.
-    pub async fn logged_plans_since(&self, mark: LogMark) -> Result<Vec<LoggedPlan>> {
-        let entries = self.log_since(mark).await?;
-        Ok(entries
-            .iter()
-            .filter_map(|entry| {
-                Some(LoggedPlan {
-                    ended: entry.logged_at()?,
-                    plan: Plan::from_auto_explain(&entry.message)?,
+    /// [`RunDatabase::log_plans_of_later_connections`] covers (or a session
+    /// that loaded `auto_explain`), oldest first.
+    ///
+    /// The logging collector writes a moment after a statement ends, so the
+    /// log is read again until `complete` says the plans hold what the
+    /// caller awaits, for `limit` at most (then what is there is returned).
+    pub async fn logged_plans_since(
+        &self,
+        mark: LogMark,
+        limit: Duration,
+        complete: impl Fn(&[LoggedPlan]) -> bool,
+    ) -> Result<Vec<LoggedPlan>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let plans: Vec<LoggedPlan> = self
+                .log_since(mark)
+                .await?
+                .iter()
+                .filter_map(|entry| {
+                    Some(LoggedPlan {
+                        ended: entry.logged_at()?,
+                        plan: Plan::from_auto_explain(&entry.message)?,
+                    })
                 })
-            })
-            .collect())
+                .collect();
+            if complete(&plans) || tokio::time::Instant::now() >= deadline {
+                return Ok(plans);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs `call` on a one-connection pool and returns what `call` returned
@@ -593,21 +611,13 @@ impl RunDatabase {
         let Some(mark) = mark else {
             return Ok((output, Vec::new()));
         };
-        // The logging collector writes the file a moment after the statement
-        // ends; look again until the plans are there (bounded).
-        let started = tokio::time::Instant::now();
-        loop {
-            let plans: Vec<Plan> = self
-                .log_since(mark)
-                .await?
-                .iter()
-                .filter_map(|entry| Plan::from_auto_explain(&entry.message))
-                .collect();
-            if !plans.is_empty() || started.elapsed() > Duration::from_secs(5) {
-                return Ok((output, plans));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let logged = self
+            .logged_plans_since(mark, Duration::from_secs(5), |plans| !plans.is_empty())
+            .await?;
+        Ok((
+            output,
+            logged.into_iter().map(|logged| logged.plan).collect(),
+        ))
     }
 
     /// The generic plans of the statements `call` ran, found by what

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use debuglab_harness::postgres::{LogMark, RunDatabase};
+use debuglab_harness::postgres::{LogMark, LoggedPlan, RunDatabase};
 use debuglab_harness::Result;
 
 use super::millis_between;
@@ -26,9 +26,8 @@ pub type Logged = std::result::Result<Vec<[f64; 2]>, String>;
 /// When each computation of the report ran, `[began, ended]` in ms after
 /// the traffic's `start`, oldest first: every statement logged since the
 /// `log` mark that touched at least half a computation's `blocks` (`log`
-/// says why not, where the plans are not logged). The collector writes a
-/// moment after a statement ends, so the log is read again until it holds
-/// the `counted` computations `pg_stat_statements` saw, for at most
+/// says why not, where the plans are not logged). The log is awaited until
+/// it holds the `counted` computations `pg_stat_statements` saw, for at most
 /// [`LOG_WAIT`].
 pub async fn logged_computations(
     database: &RunDatabase,
@@ -41,26 +40,26 @@ pub async fn logged_computations(
         Ok(mark) => mark,
         Err(why) => return Ok(Err(why)),
     };
-    let deadline = tokio::time::Instant::now() + LOG_WAIT;
-    loop {
-        let plans = database.logged_plans_since(mark).await?;
-        let mut computations: Vec<[f64; 2]> = plans
-            .iter()
-            .filter(|logged| logged.plan.shared_blocks().unwrap_or(0) >= blocks / 2)
-            .map(|logged| {
-                [
-                    millis_between(start, logged.began()),
-                    millis_between(start, logged.ended),
-                ]
-            })
-            .collect();
-        if computations.len() >= counted || tokio::time::Instant::now() >= deadline {
-            // In the order they began: the timeline's rows.
-            computations.sort_by(|a, b| a[0].total_cmp(&b[0]));
-            return Ok(Ok(computations));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let is_computation =
+        |logged: &LoggedPlan| logged.plan.shared_blocks().unwrap_or(0) >= blocks / 2;
+    let plans = database
+        .logged_plans_since(mark, LOG_WAIT, |plans| {
+            plans.iter().filter(|logged| is_computation(logged)).count() >= counted
+        })
+        .await?;
+    let mut computations: Vec<[f64; 2]> = plans
+        .iter()
+        .filter(|logged| is_computation(logged))
+        .map(|logged| {
+            [
+                millis_between(start, logged.began()),
+                millis_between(start, logged.ended),
+            ]
+        })
+        .collect();
+    // In the order they began: the timeline's rows.
+    computations.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    Ok(Ok(computations))
 }
 
 /// Groups computations (`[began, ended]`) into waves — a computation joins
